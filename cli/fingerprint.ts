@@ -1,0 +1,95 @@
+/**
+ * `securechat fingerprint [PATH | HOST:PORT]`: prints the fingerprint of an
+ * identity file, a public-key file, or a running relay.
+ *
+ * @module
+ */
+
+import { Command } from "commander";
+import { lstat } from "node:fs/promises";
+import { resolve } from "node:path";
+import process from "node:process";
+import { fingerprint } from "../lib/fingerprint.ts";
+import { IdentityFileError, readPublicKey } from "../lib/identity_file.ts";
+import { parseServerAddress, type ServerAddress } from "../lib/trust_store.ts";
+import { fetchRelayFingerprint } from "../lib/client.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.ts";
+import { CliError, ExitCode } from "./exit_codes.ts";
+import { defaultIdentityPath } from "./paths.ts";
+
+/**
+ * Builds the `fingerprint` sub-command. It prints the fingerprint as the
+ * only line on stdout.
+ *
+ * @example
+ * ```ts
+ * program.addCommand(fingerprintCommand());
+ * ```
+ */
+export function fingerprintCommand(): Command {
+  return new Command("fingerprint")
+    .description(
+      "Print the fingerprint of an identity file (no passphrase needed), a .pub file, or the " +
+        "relay listening at HOST:PORT. Without an argument: your default identity.",
+    )
+    .argument("[target]", "identity file, .pub file, or HOST:PORT of a relay")
+    .action(async (target: string | undefined) => {
+      process.stdout.write(`${await fingerprintOf(target)}\n`);
+    });
+}
+
+async function fingerprintOf(target: string | undefined): Promise<string> {
+  if (target !== undefined && !(await exists(target))) {
+    const address = relayAddress(target);
+    if (address !== undefined) return await relayFingerprint(address);
+  }
+  const path = resolve(target ?? defaultIdentityPath());
+  try {
+    const info = await readPublicKey(path);
+    if (info.tooOpenMode !== undefined) {
+      const octal = info.tooOpenMode.toString(8).padStart(4, "0");
+      process.stderr.write(
+        `securechat: warning: permissions ${octal} for ${path} are too open; run chmod 600 ${path}\n`,
+      );
+    }
+    return fingerprint(info.publicKey);
+  } catch (error) {
+    if (!(error instanceof IdentityFileError)) throw error;
+    if (error.reason === "missing" && target === undefined) {
+      throw new CliError(`no identity at ${path}; run \`securechat keygen\``, ExitCode.keyFile);
+    }
+    throw new CliError(error.message, ExitCode.keyFile);
+  }
+}
+
+/** `HOST:PORT`, `[IPV6]:PORT` or `IPV6:PORT` as a relay address, else undefined. */
+function relayAddress(target: string): ServerAddress | undefined {
+  if (target.includes("/") || target.includes("\\")) return undefined;
+  try {
+    return parseServerAddress(target);
+  } catch {
+    return undefined;
+  }
+}
+
+async function relayFingerprint(address: ServerAddress): Promise<string> {
+  try {
+    return await fetchRelayFingerprint(address);
+  } catch (error) {
+    if (error instanceof NetworkError) throw new CliError(error.message, ExitCode.network);
+    if (error instanceof ProtocolError) throw new CliError(error.message, ExitCode.protocol);
+    if (error instanceof AuthenticationError) {
+      throw new CliError(error.message, ExitCode.authentication);
+    }
+    throw error;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,414 @@
+/**
+ * `securechat join HOST:PORT`: joins a room through a relay.
+ *
+ * When stdin is not a terminal it runs in line mode for scripts: each stdin
+ * line is one message, each received message one stdout line, and at EOF it
+ * exits 0 once the relay has acknowledged everything it sent. On a terminal
+ * it runs an interactive prompt.
+ *
+ * @module
+ */
+
+import { Command, InvalidArgumentError } from "commander";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { validateNick, validateRoom } from "../lib/announcement.ts";
+import { ChatClient } from "../lib/client.ts";
+import { MAX_TEXT_BYTES } from "../lib/content.ts";
+import { AuthenticationError, NetworkError } from "../lib/errors.ts";
+import { fingerprintsEqual, parseFingerprint } from "../lib/fingerprint.ts";
+import type { Identity } from "../lib/identity.ts";
+import type { MemberInfo, RoomEvent } from "../lib/room.ts";
+import {
+  formatServerAddress,
+  KnownPeers,
+  KnownServers,
+  loadFingerprintList,
+  parseServerAddress,
+  type ServerAddress,
+} from "../lib/trust_store.ts";
+import { CliError, ExitCode } from "./exit_codes.ts";
+import { loadOrCreateIdentity } from "./identity_option.ts";
+import { runInteractive } from "./interactive.ts";
+import { JoinOutput, type PeerStatus } from "./output.ts";
+import { knownPeersPath, knownServersPath } from "./paths.ts";
+
+/** Parsed `join` options. */
+interface JoinOptions {
+  room: string;
+  nick: string;
+  identity?: string;
+  serverFingerprint?: string;
+  trust?: string;
+  json?: boolean;
+  stay?: boolean;
+  count?: number;
+}
+
+function parseAddressArgument(text: string): ServerAddress {
+  try {
+    return parseServerAddress(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function parseFingerprintOption(text: string): string {
+  try {
+    return parseFingerprint(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function parseCount(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new InvalidArgumentError("expected a positive whole number");
+  }
+  return value;
+}
+
+function defaultNick(): string {
+  const user = process.env.USER ?? process.env.USERNAME ?? "";
+  return validateNick(user) === null ? user : "anonymous";
+}
+
+/**
+ * Builds the `join` sub-command.
+ *
+ * @example
+ * ```ts
+ * program.addCommand(joinCommand());
+ * ```
+ */
+export function joinCommand(): Command {
+  return new Command("join")
+    .description("join a room through a relay; line mode when stdin is not a terminal")
+    .argument("<host:port>", "the relay's address", parseAddressArgument)
+    .option("--room <name>", "room to join", "lobby")
+    .option("--nick <name>", "your nick in the room (default: $USER)", defaultNick())
+    .option("--identity <path>", "identity file (default: created under $SECURECHAT_HOME)")
+    .option(
+      "--server-fingerprint <fp>",
+      "the relay's fingerprint; anything else is refused",
+      parseFingerprintOption,
+    )
+    .option("--trust <file>", "share keys with and accept messages from only these fingerprints")
+    .option("--json", "print messages and notices as one JSON object per line")
+    .option("--stay", "keep receiving after stdin ends")
+    .option("--count <n>", "exit after receiving n messages", parseCount)
+    .action((address: ServerAddress, options: JoinOptions) => runJoin(address, options));
+}
+
+/** Tracks what `join` knows about each member's key, for display. */
+class PeerTrust {
+  #knownPeers: KnownPeers;
+  #status = new Map<number, PeerStatus>();
+  #writes: Promise<void> = Promise.resolve();
+
+  constructor(knownPeers: KnownPeers) {
+    this.#knownPeers = knownPeers;
+  }
+
+  /** Checks a member against `known_peers`, remembering new nicks. */
+  admit(member: MemberInfo): { status: PeerStatus; expected?: string } {
+    const result = this.#knownPeers.check(member.nick, member.fingerprint);
+    let status: PeerStatus;
+    if (result.status === "new") {
+      status = "new";
+      const peers = this.#knownPeers;
+      this.#writes = this.#writes.then(() => peers.remember(member.nick, member.fingerprint));
+    } else if (result.status === "changed") {
+      // Keep the old entry: the warning must persist until the user re-verifies.
+      status = "changed";
+    } else {
+      status = result.verified ? "verified" : "known";
+    }
+    this.#status.set(member.memberId, status);
+    return { status, expected: result.expected };
+  }
+
+  statusOf(member: MemberInfo): PeerStatus {
+    return this.#status.get(member.memberId) ?? "new";
+  }
+
+  /** Waits for pending `known_peers` writes; their errors surface here. */
+  settled(): Promise<void> {
+    return this.#writes;
+  }
+}
+
+async function runJoin(address: ServerAddress, options: JoinOptions): Promise<void> {
+  const output = new JoinOutput({ json: options.json === true });
+  const roomProblem = validateRoom(options.room);
+  if (roomProblem) throw new CliError(`--room: ${roomProblem}`, ExitCode.usage);
+  const nickProblem = validateNick(options.nick);
+  if (nickProblem) throw new CliError(`--nick: ${nickProblem}`, ExitCode.usage);
+  const identity = await loadOrCreateIdentity({
+    path: options.identity,
+    notice: (text) => output.notice("warning", text),
+  });
+  const trust = options.trust ? await loadFingerprintList(options.trust) : undefined;
+  const knownServers = options.serverFingerprint
+    ? undefined
+    : await KnownServers.load(knownServersPath());
+  const peers = new PeerTrust(await KnownPeers.load(knownPeersPath()));
+  const interactive = process.stdin.isTTY === true && !options.json;
+  const session = new JoinSession({ address, options, identity, output, peers, interactive });
+  const client = await ChatClient.connect({
+    host: address.host,
+    port: address.port,
+    identity,
+    room: options.room,
+    nick: options.nick,
+    verifyRelay: (relay) =>
+      verifyRelay({ address, relay, pinned: options.serverFingerprint, knownServers, output }),
+    isTrusted: trust ? ({ fingerprint }) => trust.has(fingerprint) : undefined,
+    onEvent: (event) => session.handle(event),
+    onClose: (error) => session.connectionClosed(error),
+  });
+  output.notice(
+    "welcome",
+    `joined room "${client.room}" as ${client.nick} (${identity.fingerprint}); ${client.members().length} other member(s)`,
+    { room: client.room, nick: client.nick, fingerprint: identity.fingerprint },
+  );
+  session.release();
+  try {
+    if (interactive) await runInteractive({ client, output, done: session.done });
+    else await session.runLineMode(client);
+  } finally {
+    await peers.settled();
+  }
+}
+
+async function verifyRelay(options: {
+  address: ServerAddress;
+  relay: { fingerprint: string };
+  pinned?: string;
+  knownServers?: KnownServers;
+  output: JoinOutput;
+}): Promise<void> {
+  const { relay, pinned, knownServers, output } = options;
+  const shown = formatServerAddress(options.address);
+  if (pinned !== undefined) {
+    if (!fingerprintsEqual(pinned, relay.fingerprint)) {
+      throw new AuthenticationError(
+        `relay at ${shown} presented fingerprint ${relay.fingerprint}, but --server-fingerprint ` +
+          `expects ${pinned}: possible man-in-the-middle; nothing was sent`,
+      );
+    }
+    return;
+  }
+  const result = knownServers!.check(shown, relay.fingerprint);
+  if (result.status === "changed") {
+    throw new AuthenticationError(
+      `relay at ${shown} presented fingerprint ${relay.fingerprint}, but ${knownServers!.path} ` +
+        `expects ${result.expected}: possible man-in-the-middle; nothing was sent. If the relay's ` +
+        `key really changed, remove its line from ${knownServers!.path}`,
+    );
+  }
+  if (result.status === "new") {
+    await knownServers!.remember(shown, relay.fingerprint);
+    output.notice(
+      "relay",
+      `first connection to ${shown}: remembered its fingerprint ${relay.fingerprint} in ` +
+        `${knownServers!.path}; compare it with the relay operator's`,
+      { address: shown, fingerprint: relay.fingerprint },
+    );
+  }
+}
+
+interface JoinSessionOptions {
+  address: ServerAddress;
+  options: JoinOptions;
+  identity: Identity;
+  output: JoinOutput;
+  peers: PeerTrust;
+  interactive: boolean;
+}
+
+/** Turns room events into output and decides when `join` is done. */
+class JoinSession {
+  /** Resolves (or rejects) when `join` should exit. */
+  readonly done: Promise<void>;
+  #options: JoinSessionOptions;
+  #received = 0;
+  #held: RoomEvent[] | undefined = [];
+  #finish!: () => void;
+  #fail!: (error: Error) => void;
+
+  constructor(options: JoinSessionOptions) {
+    this.#options = options;
+    this.done = new Promise((resolve, reject) => {
+      this.#finish = resolve;
+      this.#fail = reject;
+    });
+    // Nobody may be awaiting yet; the rejection is observed by whoever awaits `done` later.
+    this.done.catch(() => {});
+  }
+
+  /** Shows the events held back while joining, after the welcome notice. */
+  release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const event of held) this.handle(event);
+  }
+
+  handle(event: RoomEvent): void {
+    if (this.#held) {
+      this.#held.push(event);
+      return;
+    }
+    const { output, peers, options } = this.#options;
+    switch (event.type) {
+      case "member-joined":
+        this.#memberJoined(event.member, event.initial);
+        return;
+      case "member-left":
+        output.notice("leave", `${event.member.nick} (${event.member.fingerprint}) left`, {
+          nick: event.member.nick,
+          fingerprint: event.member.fingerprint,
+        });
+        return;
+      case "warning":
+        output.notice("warning", event.text, {
+          code: event.code,
+          ...(event.member
+            ? { nick: event.member.nick, fingerprint: event.member.fingerprint }
+            : {}),
+        });
+        return;
+      case "message":
+        output.message({
+          room: options.room,
+          from: event.from,
+          text: event.text,
+          time: event.time,
+          direct: event.direct,
+          status: peers.statusOf(event.from),
+        });
+        this.#received++;
+        if (options.count !== undefined && this.#received >= options.count) this.#finish();
+        return;
+    }
+  }
+
+  #memberJoined(member: MemberInfo, initial: boolean): void {
+    const { output, peers } = this.#options;
+    const { status, expected } = peers.admit(member);
+    const fields = { nick: member.nick, fingerprint: member.fingerprint, status };
+    if (status === "changed") {
+      output.notice(
+        "key-changed",
+        `WARNING: ${member.nick}'s key has CHANGED: ${member.fingerprint} now, ${expected} before. ` +
+          `Someone may be impersonating ${member.nick}; verify with them before trusting these messages`,
+        { ...fields, expected },
+      );
+      return;
+    }
+    const verb = initial ? "is here" : "joined";
+    const suffix = status === "new"
+      ? " (new member: first time seen, remembered)"
+      : status === "verified"
+      ? " (verified)"
+      : "";
+    output.notice(
+      status === "new" ? "new-member" : "join",
+      `${member.nick} ${verb} (${member.fingerprint})${suffix}`,
+      fields,
+    );
+  }
+
+  connectionClosed(error?: Error): void {
+    if (error) this.#fail(error);
+    else this.#finish();
+  }
+
+  /** Line mode: stdin lines out, received messages to stdout. */
+  async runLineMode(client: ChatClient): Promise<void> {
+    const { output, options } = this.#options;
+    const sends: Promise<void>[] = [];
+    let unsent = 0;
+    let lineNumber = 0;
+    let batch: string[] = [];
+    let flushScheduled = false;
+    const flush = () => {
+      flushScheduled = false;
+      const texts = batch;
+      batch = [];
+      if (texts.length === 0) return;
+      sends.push(
+        client.send(texts).then(
+          (recipients) => {
+            if (recipients.some((count) => count === 0)) {
+              output.notice(
+                "warning",
+                `${texts.length} line(s) reached no one: no other members in the room`,
+              );
+            }
+          },
+          (error: Error) => {
+            unsent += texts.length;
+            output.notice("error", `${texts.length} line(s) not delivered: ${error.message}`);
+          },
+        ),
+      );
+    };
+    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    lines.on("line", (line) => {
+      lineNumber++;
+      const bytes = new TextEncoder().encode(line).length;
+      if (bytes > MAX_TEXT_BYTES) {
+        unsent++;
+        output.notice(
+          "error",
+          `line ${lineNumber} not sent: ${bytes} bytes is over the ${MAX_TEXT_BYTES}-byte message limit`,
+        );
+        return;
+      }
+      batch.push(line);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    });
+    const stdinDone = new Promise<void>((resolve) => lines.once("close", () => resolve()));
+    const waitForMore = options.stay === true || options.count !== undefined;
+    const ended = waitForMore ? this.done : Promise.race([stdinDone, this.done]);
+    try {
+      await ended;
+      if (!waitForMore) flush();
+      await Promise.all(sends);
+    } catch (error) {
+      lines.close();
+      throw connectionLost(error as Error, client.unacknowledged + unsent);
+    } finally {
+      lines.close();
+      process.stdin.destroy();
+    }
+    await client.close();
+    if (unsent > 0) {
+      throw new CliError(
+        `${unsent} line(s) were not delivered (see the errors above)`,
+        ExitCode.undelivered,
+      );
+    }
+  }
+}
+
+/**
+ * Wraps the reason the connection ended, counting what was not acknowledged.
+ *
+ * @example
+ * ```ts
+ * throw connectionLost(new NetworkError("reset"), 3);
+ * ```
+ */
+function connectionLost(error: Error, unacknowledged: number): Error {
+  if (!(error instanceof NetworkError) || unacknowledged === 0) return error;
+  return new CliError(
+    `${error.message}; ${unacknowledged} message(s) were not acknowledged by the relay`,
+    ExitCode.undelivered,
+  );
+}

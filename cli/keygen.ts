@@ -1,0 +1,96 @@
+/**
+ * `securechat keygen`: creates an identity file and its `.pub` file.
+ *
+ * @module
+ */
+
+import { Command } from "commander";
+import { lstat } from "node:fs/promises";
+import { resolve } from "node:path";
+import process from "node:process";
+import { generateIdentity } from "../lib/identity.ts";
+import { IdentityFileError, saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
+import { errorCode } from "../lib/atomic_file.ts";
+import { CliError, ExitCode } from "./exit_codes.ts";
+import { readPassphrase } from "./passphrase.ts";
+import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
+
+/** Options of `securechat keygen`, as commander parses them. */
+interface KeygenOptions {
+  out?: string;
+  force?: boolean;
+  /** False with `--no-passphrase`. */
+  passphrase: boolean;
+}
+
+/**
+ * Builds the `keygen` sub-command. It prints the new fingerprint as the only
+ * line on stdout and says on stderr where the files went.
+ *
+ * @example
+ * ```ts
+ * program.addCommand(keygenCommand());
+ * ```
+ */
+export function keygenCommand(): Command {
+  return new Command("keygen")
+    .description(
+      "Create a new identity (Ed25519 key pair) and print its fingerprint. The secret key is " +
+        "encrypted with a passphrase read from SECURECHAT_PASSPHRASE or typed at the terminal.",
+    )
+    .option("-o, --out <path>", "where to write the identity (default: $SECURECHAT_HOME/identity)")
+    .option("-f, --force", "replace an existing identity file (the old identity is lost)")
+    .option(
+      "--no-passphrase",
+      "store the secret key unencrypted (protected by file permissions only)",
+    )
+    .action(async (options: KeygenOptions) => {
+      await keygen(options);
+    });
+}
+
+async function keygen(options: KeygenOptions): Promise<void> {
+  const path = resolve(options.out ?? defaultIdentityPath());
+  const force = options.force === true;
+  // Check before asking for a passphrase; saveIdentity checks again atomically.
+  if (!force && await exists(path)) throw alreadyExists(path);
+
+  const passphrase = options.passphrase
+    ? await readPassphrase({ prompt: `Passphrase for the new identity ${path}: `, confirm: true })
+    : null;
+  const identity = generateIdentity();
+  const publicPath = publicKeyPathFor(path);
+  try {
+    await saveIdentity({ path, identity, passphrase, force });
+    // The .pub file is derived from the identity just written, so a stale one is always replaced.
+    await savePublicKeyFile({ path: publicPath, publicKey: identity.publicKey, force: true });
+  } catch (error) {
+    if (error instanceof IdentityFileError) {
+      if (error.reason === "exists") throw alreadyExists(path);
+      throw new CliError(error.message, ExitCode.keyFile);
+    }
+    throw error;
+  }
+  process.stdout.write(`${identity.fingerprint}\n`);
+  process.stderr.write(
+    `Wrote identity to ${path} (${passphrase === null ? "NOT encrypted" : "encrypted"}).\n` +
+      `Wrote public key to ${publicPath}.\n`,
+  );
+}
+
+function alreadyExists(path: string): CliError {
+  return new CliError(
+    `${path} already exists; use --force to replace it (the old identity will be lost)`,
+    ExitCode.keyFile,
+  );
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return false;
+    throw new CliError(`cannot access ${path}: ${(error as Error).message}`, ExitCode.keyFile);
+  }
+}

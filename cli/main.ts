@@ -1,0 +1,109 @@
+/**
+ * The `securechat` command line: assembles the sub-commands and turns every
+ * error into one line on stderr and an exit code from {@linkcode ExitCode}.
+ *
+ * @module
+ */
+
+import { Command, CommanderError } from "commander";
+import process from "node:process";
+import { CliError, ExitCode } from "./exit_codes.ts";
+import { PROTOCOL_VERSION } from "../lib/version.ts";
+import { keygenCommand } from "./keygen.ts";
+import { fingerprintCommand } from "./fingerprint.ts";
+import { serveCommand } from "./serve.ts";
+import { joinCommand } from "./join.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.ts";
+import { IdentityFileError } from "../lib/identity_file.ts";
+import { TrustStoreError } from "../lib/trust_store.ts";
+
+/** Program version; the protocol version is printed beside it by `--version`. */
+export const VERSION = "0.1.0";
+
+/**
+ * Builds the commander program with every sub-command.
+ *
+ * @example
+ * ```ts
+ * await buildProgram().parseAsync(["node", "securechat", "keygen", "--no-passphrase"]);
+ * ```
+ */
+export function buildProgram(): Command {
+  const program = new Command("securechat")
+    .description(
+      "End-to-end encrypted group chat: a relay that sees only ciphertext, and its clients.",
+    )
+    .version(`securechat ${VERSION} (protocol ${PROTOCOL_VERSION})`, "-V, --version")
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .showHelpAfterError("(run with --help for usage)");
+  for (const command of [keygenCommand(), fingerprintCommand(), serveCommand(), joinCommand()]) {
+    program.addCommand(command.exitOverride());
+  }
+  return program;
+}
+
+/**
+ * Runs the CLI with `argv` (without the runtime and script) and returns the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await runCli(["fingerprint", "identity.pub"]);
+ * ```
+ */
+export async function runCli(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: "user" });
+    return ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit through here with code 0; usage errors were already printed.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    const known = asCliError(error);
+    if (known) {
+      process.stderr.write(`securechat: ${oneLine(known.message)}\n`);
+      return known.exitCode;
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`securechat: unexpected error: ${detail}\n`);
+    return ExitCode.failure;
+  }
+}
+
+/** Maps the library's error classes to exit codes; `undefined` for unexpected errors. */
+function asCliError(error: unknown): CliError | undefined {
+  if (error instanceof CliError) return error;
+  if (error instanceof IdentityFileError || error instanceof TrustStoreError) {
+    return new CliError(error.message, ExitCode.keyFile);
+  }
+  if (error instanceof AuthenticationError) {
+    return new CliError(error.message, ExitCode.authentication);
+  }
+  if (error instanceof NetworkError) return new CliError(error.message, ExitCode.network);
+  if (error instanceof ProtocolError) return new CliError(error.message, ExitCode.protocol);
+  return undefined;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ");
+}
+
+/**
+ * Runs the CLI, waits for stdout and stderr to drain, and exits the process
+ * with the command's exit code, so no open handle keeps it alive.
+ *
+ * @example
+ * ```ts
+ * await main(process.argv.slice(2));
+ * ```
+ */
+export async function main(argv: string[]): Promise<never> {
+  const code = await runCli(argv);
+  await Promise.all([drain(process.stdout), drain(process.stderr)]);
+  process.exit(code);
+}
+
+function drain(stream: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => stream.write("", () => resolve()));
+}

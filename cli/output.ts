@@ -1,0 +1,140 @@
+/**
+ * How `join` prints: one stdout line per received message (`nick: text`, or
+ * a JSON object with `--json`), and notices on stderr (or as typed JSON
+ * objects on stdout with `--json`).
+ *
+ * Text from other members is untrusted: control characters are escaped so
+ * that a message can neither forge extra lines nor drive the terminal.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import type { MemberInfo } from "../lib/room.ts";
+
+/** Kinds of notice, as the `type` field of JSON notices. */
+export type NoticeType =
+  | "relay"
+  | "welcome"
+  | "join"
+  | "leave"
+  | "new-member"
+  | "key-changed"
+  | "warning"
+  | "error"
+  | "sent";
+
+/** Trust status shown beside a member. */
+export type PeerStatus = "new" | "known" | "verified" | "changed";
+
+/**
+ * Escapes control characters (C0, DEL, C1) and line and paragraph separators
+ * as `\n`, `\u001b` and so on, leaving tabs and printable text alone.
+ *
+ * @example
+ * ```ts
+ * escapeControls("a\nb\x1b[2J"); // "a\\nb\\u001b[2J"
+ * ```
+ */
+export function escapeControls(text: string): string {
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g, (char) => {
+    if (char === "\n") return "\\n";
+    if (char === "\r") return "\\r";
+    return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** Writes one line (without its newline) to stdout or stderr. */
+export type LineWriter = (stream: "stdout" | "stderr", line: string) => void;
+
+/** A received message as `join` prints it. */
+export interface PrintedMessage {
+  room: string;
+  from: MemberInfo;
+  text: string;
+  time: number;
+  direct: boolean;
+  status: PeerStatus;
+}
+
+/**
+ * Writes messages and notices in line or JSON form.
+ *
+ * @example
+ * ```ts
+ * const output = new JoinOutput({ json: false });
+ * output.notice("join", "alice joined");
+ * ```
+ */
+export class JoinOutput {
+  #json: boolean;
+  #write: LineWriter = (stream, line) => process[stream].write(`${line}\n`);
+
+  /** @example `new JoinOutput({ json: true })` */
+  constructor(options: { json: boolean }) {
+    this.#json = options.json;
+  }
+
+  /**
+   * Sends every line through `write` from now on, so an interactive prompt
+   * can redraw itself around incoming lines.
+   *
+   * @example
+   * ```ts
+   * output.redirect((stream, line) => printAbovePrompt(stream, line));
+   * ```
+   */
+  redirect(write: LineWriter): void {
+    this.#write = write;
+  }
+
+  /**
+   * Prints one received message.
+   *
+   * @example
+   * ```ts
+   * output.message({ room: "ops", from, text: "hi", time: Date.now(), direct: false, status: "known" });
+   * ```
+   */
+  message(message: PrintedMessage): void {
+    if (this.#json) {
+      this.#stdout(JSON.stringify({
+        type: message.direct ? "direct" : "message",
+        room: message.room,
+        from: message.from.nick,
+        fingerprint: message.from.fingerprint,
+        text: message.text,
+        time: new Date(message.time).toISOString(),
+        status: message.status,
+      }));
+      return;
+    }
+    const marker = message.direct
+      ? " (direct)"
+      : message.status === "changed"
+      ? " [KEY CHANGED]"
+      : "";
+    this.#stdout(`${message.from.nick}${marker}: ${escapeControls(message.text)}`);
+  }
+
+  /**
+   * Prints a notice: stderr as `securechat: text`, or a JSON object on stdout.
+   *
+   * @example
+   * ```ts
+   * output.notice("leave", "bob left", { nick: "bob" });
+   * ```
+   */
+  notice(type: NoticeType, text: string, fields: Record<string, unknown> = {}): void {
+    if (this.#json) {
+      this.#stdout(JSON.stringify({ type, ...fields, text, time: new Date().toISOString() }));
+      return;
+    }
+    this.#write("stderr", `securechat: ${escapeControls(text)}`);
+  }
+
+  #stdout(line: string): void {
+    this.#write("stdout", line);
+  }
+}

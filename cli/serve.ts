@@ -1,0 +1,101 @@
+/**
+ * `securechat serve`: runs a relay until SIGINT or SIGTERM.
+ *
+ * stdout gets two lines once the relay is listening (`listening on
+ * HOST:PORT` and `fingerprint FP`), so scripts and tests can read the bound
+ * port; stderr gets one timestamped line per connection event.
+ *
+ * @module
+ */
+
+import { Command, InvalidArgumentError } from "commander";
+import process from "node:process";
+import { DEFAULT_PORT, Relay } from "../lib/relay.ts";
+import {
+  formatServerAddress,
+  loadFingerprintList,
+  parseServerAddress,
+} from "../lib/trust_store.ts";
+import { loadOrCreateIdentity } from "./identity_option.ts";
+
+function parseListen(text: string): { host: string; port: number } {
+  // Port 0 asks the system for a free port; parseServerAddress wants 1..65535.
+  const zero = /^(.*):0$/.exec(text);
+  try {
+    if (zero) return { host: parseServerAddress(`${zero[1]}:1`).host, port: 0 };
+    return parseServerAddress(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new InvalidArgumentError("expected a positive whole number");
+  }
+  return value;
+}
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/**
+ * Builds the `serve` sub-command.
+ *
+ * @example
+ * ```ts
+ * program.addCommand(serveCommand());
+ * ```
+ */
+export function serveCommand(): Command {
+  return new Command("serve")
+    .description("run a relay that routes end-to-end encrypted rooms (it cannot read them)")
+    .option("--listen <host:port>", "address to listen on; port 0 picks a free port", parseListen, {
+      host: "127.0.0.1",
+      port: DEFAULT_PORT,
+    })
+    .option("--identity <path>", "relay identity file (default: created under $SECURECHAT_HOME)")
+    .option("--allow <file>", "admit only the client fingerprints listed in this file")
+    .option(
+      "--handshake-timeout <seconds>",
+      "drop clients that have not finished the handshake",
+      positiveInteger,
+      10,
+    )
+    .option("--max-connections <n>", "connections open at once", positiveInteger, 11_024)
+    .option(
+      "--max-queue <mib>",
+      "MiB queued for one slow member before it is dropped",
+      positiveInteger,
+      16,
+    )
+    .action(async (options) => {
+      const identity = await loadOrCreateIdentity({ path: options.identity, notice: log });
+      const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
+      const relay = await Relay.listen({
+        identity,
+        host: options.listen.host,
+        port: options.listen.port,
+        allow,
+        log,
+        handshakeTimeoutMs: options.handshakeTimeout * 1000,
+        maxConnections: options.maxConnections,
+        maxQueuedBytesPerConnection: options.maxQueue * 1024 * 1024,
+      });
+      // Handlers go in before the address is printed: whoever reads it may signal at once.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log(`${signal}: shutting down`);
+          relay.close().then(resolve);
+        };
+        process.on("SIGINT", () => stop("SIGINT"));
+        process.on("SIGTERM", () => stop("SIGTERM"));
+      });
+      process.stdout.write(`listening on ${formatServerAddress(relay.address)}\n`);
+      process.stdout.write(`fingerprint ${relay.fingerprint}\n`);
+      if (allow) log(`admitting only the ${allow.size} fingerprint(s) in ${options.allow}`);
+      await stopped;
+    });
+}

@@ -1,0 +1,574 @@
+/**
+ * The encrypted, mutually authenticated connection between a client and the
+ * relay: a preamble that carries the protocol version, the
+ * `Noise_XX_25519_ChaChaPoly_SHA256` handshake, then a stream of records
+ * inside Noise transport messages.
+ *
+ * On the socket every Noise message travels as `u16 length || message`. The
+ * decrypted transport plaintexts form one byte stream of records, each
+ * `u32 length || record`, so a record may span several Noise messages and
+ * many small records share one. Records queued in one event-loop turn go out
+ * together: one encryption per 65,519 bytes and one socket write.
+ *
+ * @module
+ */
+
+import type { Socket } from "node:net";
+import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
+import { AuthenticationError, NetworkError, ProtocolError, socketErrorText } from "./errors.ts";
+import { fingerprint } from "./fingerprint.ts";
+import { FrameDecoder, FrameTooLargeError } from "./framing.ts";
+import { type Identity, signWithIdentity, verifyIdentitySignature } from "./identity.ts";
+import { type CipherState, generateKeyPair, HandshakeState } from "./noise.ts";
+import { PROTOCOL_VERSION } from "./version.ts";
+
+/** The Noise protocol name of the client–relay transport. */
+export const TRANSPORT_PROTOCOL = "Noise_XX_25519_ChaChaPoly_SHA256";
+/** ASCII magic at the start of each side's preamble. */
+const PREAMBLE_MAGIC = utf8("SECCHAT");
+/** Preamble length: magic plus one version byte. */
+export const PREAMBLE_BYTES = 8;
+/** Largest Noise message (the Noise limit). */
+export const MAX_NOISE_MESSAGE_BYTES = 65535;
+/** Largest plaintext per transport message: the Noise limit less the 16-byte tag. */
+const MAX_TRANSPORT_PLAINTEXT = MAX_NOISE_MESSAGE_BYTES - 16;
+/** Largest record accepted inside the transport stream. */
+export const MAX_RECORD_BYTES = 256 * 1024;
+/** Default deadline for a whole handshake. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+const STATIC_BINDING_CONTEXT = utf8("securechat/1 noise static\0");
+const IDENTITY_PAYLOAD_BYTES = 32 + 64;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Builds a preamble for `version`.
+ *
+ * @example
+ * ```ts
+ * encodePreamble(1); // "SECCHAT" followed by 0x01
+ * ```
+ */
+export function encodePreamble(version: number = PROTOCOL_VERSION): Uint8Array {
+  return concat(PREAMBLE_MAGIC, new Uint8Array([version]));
+}
+
+/**
+ * Reads a peer's preamble and returns its protocol version; throws
+ * {@linkcode ProtocolError} when the bytes are not a securechat preamble.
+ *
+ * @example
+ * ```ts
+ * decodePreamble(encodePreamble(1)); // 1
+ * ```
+ */
+export function decodePreamble(bytes: Uint8Array): number {
+  if (bytes.length !== PREAMBLE_BYTES || !constantTimeEqual(bytes.subarray(0, 7), PREAMBLE_MAGIC)) {
+    throw new ProtocolError("peer is not speaking the securechat protocol");
+  }
+  return bytes[7];
+}
+
+/**
+ * The handshake payload that binds an Ed25519 identity to this connection's
+ * Noise static key: `identity public key (32) || signature (64)`.
+ */
+function identityPayload(identity: Identity, noiseStaticPublicKey: Uint8Array): Uint8Array {
+  const signature = signWithIdentity(
+    identity,
+    concat(STATIC_BINDING_CONTEXT, noiseStaticPublicKey),
+  );
+  return concat(identity.publicKey, signature);
+}
+
+function verifyIdentityPayload(payload: Uint8Array, noiseStaticPublicKey: Uint8Array): Uint8Array {
+  if (payload.length !== IDENTITY_PAYLOAD_BYTES) {
+    throw new ProtocolError("handshake identity payload has the wrong length");
+  }
+  const publicKey = payload.slice(0, 32);
+  const ok = verifyIdentitySignature({
+    publicKey,
+    message: concat(STATIC_BINDING_CONTEXT, noiseStaticPublicKey),
+    signature: payload.subarray(32),
+  });
+  if (!ok) {
+    throw new AuthenticationError("peer's identity signature does not match its handshake key");
+  }
+  return publicKey;
+}
+
+/** Collects socket bytes during the handshake and hands out the preamble and frames. */
+class HandshakeReader {
+  #socket: Socket;
+  #buffer: Uint8Array = EMPTY;
+  #preambleRead = false;
+  #frames = new FrameDecoder({ prefixBytes: 2, maxFrameBytes: MAX_NOISE_MESSAGE_BYTES });
+  #queued: Uint8Array[] = [];
+  #waiter?: { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void };
+  #failure?: Error;
+  #onData = (chunk: Uint8Array) => this.#receive(chunk);
+  #onEnd = () => this.#fail(new NetworkError("connection closed during the handshake"));
+  #onError = (error: Error) =>
+    this.#fail(
+      new NetworkError(`connection failed during the handshake: ${socketErrorText(error)}`),
+    );
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEnd);
+    socket.on("close", this.#onEnd);
+    socket.on("error", this.#onError);
+  }
+
+  #receive(chunk: Uint8Array): void {
+    try {
+      if (!this.#preambleRead) {
+        this.#buffer = concat(this.#buffer, chunk);
+        if (this.#buffer.length < PREAMBLE_BYTES) return;
+        this.#preambleRead = true;
+        this.#queued.push(this.#buffer.slice(0, PREAMBLE_BYTES));
+        chunk = this.#buffer.subarray(PREAMBLE_BYTES);
+        this.#buffer = EMPTY;
+      }
+      for (const frame of this.#frames.push(chunk)) this.#queued.push(frame.slice());
+      this.#deliver();
+    } catch (error) {
+      this.#fail(
+        error instanceof FrameTooLargeError ? new ProtocolError(error.message) : error as Error,
+      );
+    }
+  }
+
+  #deliver(): void {
+    if (this.#waiter && this.#queued.length > 0) {
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter.resolve(this.#queued.shift()!);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    if (this.#waiter) {
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter.reject(this.#failure);
+    }
+  }
+
+  /** The next preamble or frame, in arrival order. */
+  next(): Promise<Uint8Array> {
+    if (this.#queued.length > 0) return Promise.resolve(this.#queued.shift()!);
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  /** Stops listening and returns bytes that arrived after the last handshake frame. */
+  detach(): Uint8Array[] {
+    this.#socket.off("data", this.#onData);
+    this.#socket.off("end", this.#onEnd);
+    this.#socket.off("close", this.#onEnd);
+    this.#socket.off("error", this.#onError);
+    return this.#queued.splice(0);
+  }
+}
+
+/** Runs `work` with a deadline; on expiry destroys the socket and throws. */
+async function withDeadline<T>(
+  socket: Socket,
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new ProtocolError(`handshake timed out after ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([work(), deadline]);
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function checkVersion(version: number, peer: string): void {
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `${peer} speaks securechat protocol ${version}, this program speaks ${PROTOCOL_VERSION}; ` +
+        "use matching versions",
+    );
+  }
+}
+
+function readHandshakeMessage(handshake: HandshakeState, message: Uint8Array): Uint8Array {
+  try {
+    return handshake.readMessage(message);
+  } catch {
+    throw new ProtocolError("handshake message failed to decrypt or was malformed");
+  }
+}
+
+/** Options for {@linkcode connectHandshake}. */
+export interface ClientHandshakeOptions {
+  /** A connected socket. */
+  socket: Socket;
+  /** This client's identity, proved to the relay in the third message. */
+  identity: Identity;
+  /**
+   * Called with the relay's identity after it is proved and before this
+   * client sends anything that identifies it; throw to abort.
+   */
+  verifyRelay: (relay: { publicKey: Uint8Array; fingerprint: string }) => void | Promise<void>;
+  /** Deadline for the whole handshake; default {@linkcode DEFAULT_HANDSHAKE_TIMEOUT_MS}. */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs the client side of the handshake on a connected socket.
+ *
+ * @example
+ * ```ts
+ * const channel = await connectHandshake({
+ *   socket,
+ *   identity,
+ *   verifyRelay: ({ fingerprint }) => {
+ *     if (fingerprint !== pinned) throw new AuthenticationError("wrong relay");
+ *   },
+ * });
+ * ```
+ */
+export function connectHandshake(options: ClientHandshakeOptions): Promise<SecureChannel> {
+  const { socket, identity } = options;
+  const reader = new HandshakeReader(socket);
+  return withDeadline(socket, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
+    const ownPreamble = encodePreamble();
+    socket.write(ownPreamble);
+    const relayPreamble = await reader.next();
+    checkVersion(decodePreamble(relayPreamble), "the relay");
+    const staticKeyPair = generateKeyPair("25519");
+    const handshake = new HandshakeState({
+      protocolName: TRANSPORT_PROTOCOL,
+      initiator: true,
+      prologue: concat(ownPreamble, relayPreamble),
+      staticKeyPair,
+    });
+    socket.write(frameOf(handshake.writeMessage(EMPTY)));
+    const relayPayload = readHandshakeMessage(handshake, await reader.next());
+    const relayPublicKey = verifyIdentityPayload(relayPayload, handshake.remoteStaticPublicKey!);
+    await options.verifyRelay({
+      publicKey: relayPublicKey,
+      fingerprint: fingerprint(relayPublicKey),
+    });
+    socket.write(
+      frameOf(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey))),
+    );
+    const { send, receive } = handshake.split();
+    return new SecureChannel({
+      socket,
+      send,
+      receive,
+      remoteIdentityPublicKey: relayPublicKey,
+      pending: reader.detach(),
+    });
+  });
+}
+
+/** Options for {@linkcode acceptHandshake}. */
+export interface RelayHandshakeOptions {
+  /** A freshly accepted socket. */
+  socket: Socket;
+  /** The relay's identity. */
+  identity: Identity;
+  /** Deadline for the whole handshake; default {@linkcode DEFAULT_HANDSHAKE_TIMEOUT_MS}. */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs the relay side of the handshake on an accepted socket.
+ *
+ * @example
+ * ```ts
+ * const channel = await acceptHandshake({ socket, identity });
+ * console.log(channel.remoteFingerprint);
+ * ```
+ */
+export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureChannel> {
+  const { socket, identity } = options;
+  const reader = new HandshakeReader(socket);
+  return withDeadline(socket, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
+    const ownPreamble = encodePreamble();
+    socket.write(ownPreamble);
+    const clientPreamble = await reader.next();
+    checkVersion(decodePreamble(clientPreamble), "the client");
+    const staticKeyPair = generateKeyPair("25519");
+    const handshake = new HandshakeState({
+      protocolName: TRANSPORT_PROTOCOL,
+      initiator: false,
+      prologue: concat(clientPreamble, ownPreamble),
+      staticKeyPair,
+    });
+    const first = readHandshakeMessage(handshake, await reader.next());
+    if (first.length !== 0) throw new ProtocolError("first handshake message carries a payload");
+    socket.write(
+      frameOf(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey))),
+    );
+    const clientPayload = readHandshakeMessage(handshake, await reader.next());
+    const clientPublicKey = verifyIdentityPayload(clientPayload, handshake.remoteStaticPublicKey!);
+    const { send, receive } = handshake.split();
+    return new SecureChannel({
+      socket,
+      send,
+      receive,
+      remoteIdentityPublicKey: clientPublicKey,
+      pending: reader.detach(),
+    });
+  });
+}
+
+function frameOf(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + message.length);
+  out[0] = message.length >>> 8;
+  out[1] = message.length & 0xff;
+  out.set(message, 2);
+  return out;
+}
+
+interface SecureChannelParts {
+  socket: Socket;
+  send: CipherState;
+  receive: CipherState;
+  remoteIdentityPublicKey: Uint8Array;
+  /** Frames that arrived together with the last handshake message. */
+  pending: Uint8Array[];
+}
+
+/**
+ * An authenticated, encrypted record stream. Create one with
+ * {@linkcode connectHandshake} or {@linkcode acceptHandshake}.
+ *
+ * @example
+ * ```ts
+ * channel.onRecord = (record) => console.log(record.length);
+ * channel.onClose = (error) => console.log("closed", error?.message);
+ * channel.send(new Uint8Array([1, 2, 3]));
+ * ```
+ */
+export class SecureChannel {
+  /** Ed25519 identity key the peer proved in the handshake. */
+  readonly remoteIdentityPublicKey: Uint8Array;
+  /** Fingerprint of {@linkcode SecureChannel.remoteIdentityPublicKey}. */
+  readonly remoteFingerprint: string;
+  /** Called for every record, in order. */
+  onRecord: (record: Uint8Array) => void = () => {};
+  /** Called once when the connection is gone; with an error unless it closed cleanly. */
+  onClose: (error?: Error) => void = () => {};
+
+  #socket: Socket;
+  #send: CipherState;
+  #receive: CipherState;
+  #frames = new FrameDecoder({ prefixBytes: 2, maxFrameBytes: MAX_NOISE_MESSAGE_BYTES });
+  #records = new FrameDecoder({ prefixBytes: 4, maxFrameBytes: MAX_RECORD_BYTES });
+  #outgoing: Uint8Array[] = [];
+  #outgoingBytes = 0;
+  #flushScheduled = false;
+  #closed = false;
+  #closeError?: Error;
+  #ending = false;
+  #started = false;
+  #pending: Uint8Array[];
+
+  /** Internal: use the handshake functions. @example `acceptHandshake({ socket, identity })` */
+  constructor(parts: SecureChannelParts) {
+    this.#socket = parts.socket;
+    this.#send = parts.send;
+    this.#receive = parts.receive;
+    this.remoteIdentityPublicKey = parts.remoteIdentityPublicKey;
+    this.remoteFingerprint = fingerprint(parts.remoteIdentityPublicKey);
+    this.#pending = parts.pending;
+    this.#socket.setNoDelay(true);
+    this.#socket.on("data", (chunk: Uint8Array) => this.#receiveBytes(chunk));
+    this.#socket.on("error", (error: Error) => {
+      this.#closeError ??= new NetworkError(socketErrorText(error));
+    });
+    this.#socket.on("close", () => this.#finish());
+    this.#socket.pause();
+  }
+
+  /**
+   * Starts delivering records to {@linkcode SecureChannel.onRecord}; call it
+   * once the handlers are set.
+   *
+   * @example
+   * ```ts
+   * channel.onRecord = handle;
+   * channel.start();
+   * ```
+   */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    for (const frame of this.#pending.splice(0)) this.#receiveFrame(frame);
+    if (!this.#closed) this.#socket.resume();
+  }
+
+  /** Bytes queued for the peer and not yet taken by the kernel. @example `channel.bufferedBytes` */
+  get bufferedBytes(): number {
+    return this.#outgoingBytes + this.#socket.writableLength;
+  }
+
+  /** Whether the connection is gone or closing. @example `if (!channel.closed) channel.send(r)` */
+  get closed(): boolean {
+    return this.#closed || this.#ending;
+  }
+
+  /** Remote address as `host:port`, for logs. @example `channel.remoteAddress` */
+  get remoteAddress(): string {
+    const host = this.#socket.remoteAddress ?? "?";
+    const shown = host.includes(":") ? `[${host}]` : host;
+    return `${shown}:${this.#socket.remotePort ?? "?"}`;
+  }
+
+  /**
+   * Queues a record; everything queued in the same event-loop turn is sent
+   * in as few transport messages as possible.
+   *
+   * @example
+   * ```ts
+   * channel.send(encodeRecord({ type: "ack", id: 1, recipients: 3 }));
+   * ```
+   */
+  send(record: Uint8Array): void {
+    if (this.closed) return;
+    if (record.length > MAX_RECORD_BYTES) {
+      throw new RangeError(`record of ${record.length} bytes exceeds ${MAX_RECORD_BYTES}`);
+    }
+    this.#outgoing.push(record);
+    this.#outgoingBytes += 4 + record.length;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Encrypts and writes everything queued now. Returns after handing the
+   * bytes to the socket.
+   *
+   * @example
+   * ```ts
+   * channel.flush();
+   * ```
+   */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#outgoingBytes === 0 || this.#closed) return;
+    const plaintext = new Uint8Array(this.#outgoingBytes);
+    const view = new DataView(plaintext.buffer);
+    let offset = 0;
+    for (const record of this.#outgoing) {
+      view.setUint32(offset, record.length);
+      plaintext.set(record, offset + 4);
+      offset += 4 + record.length;
+    }
+    this.#outgoing = [];
+    this.#outgoingBytes = 0;
+    const messages = Math.ceil(plaintext.length / MAX_TRANSPORT_PLAINTEXT);
+    const wire = new Uint8Array(plaintext.length + messages * 18);
+    let wireOffset = 0;
+    for (let start = 0; start < plaintext.length; start += MAX_TRANSPORT_PLAINTEXT) {
+      const chunk = plaintext.subarray(start, start + MAX_TRANSPORT_PLAINTEXT);
+      const ciphertext = this.#send.encryptWithAd(EMPTY, chunk);
+      wire[wireOffset] = ciphertext.length >>> 8;
+      wire[wireOffset + 1] = ciphertext.length & 0xff;
+      wire.set(ciphertext, wireOffset + 2);
+      wireOffset += 2 + ciphertext.length;
+    }
+    this.#socket.write(wire);
+  }
+
+  /**
+   * Sends what is queued, then closes the connection.
+   *
+   * @example
+   * ```ts
+   * channel.close();
+   * ```
+   */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.#ending = true;
+    this.#socket.end();
+    // A peer that never reads must not hold the socket open forever.
+    setTimeout(() => this.#socket.destroy(), 5_000).unref();
+  }
+
+  /**
+   * Drops the connection at once, reporting `error` to {@linkcode SecureChannel.onClose}.
+   *
+   * @example
+   * ```ts
+   * channel.destroy(new ProtocolError("malformed record"));
+   * ```
+   */
+  destroy(error?: Error): void {
+    if (error) this.#closeError ??= error;
+    this.#outgoing = [];
+    this.#outgoingBytes = 0;
+    this.#socket.destroy();
+  }
+
+  #receiveBytes(chunk: Uint8Array): void {
+    if (this.#closed) return;
+    let frames: Uint8Array[];
+    try {
+      frames = this.#frames.push(chunk);
+    } catch (error) {
+      this.destroy(new ProtocolError((error as Error).message));
+      return;
+    }
+    for (const frame of frames) {
+      if (this.#closed || this.#socket.destroyed) return;
+      this.#receiveFrame(frame);
+    }
+  }
+
+  #receiveFrame(frame: Uint8Array): void {
+    let plaintext: Uint8Array;
+    try {
+      plaintext = this.#receive.decryptWithAd(EMPTY, frame);
+    } catch {
+      this.destroy(
+        new ProtocolError("a transport message failed authentication (corrupted or forged)"),
+      );
+      return;
+    }
+    let records: Uint8Array[];
+    try {
+      records = this.#records.push(plaintext);
+    } catch (error) {
+      this.destroy(new ProtocolError((error as Error).message));
+      return;
+    }
+    for (const record of records) {
+      if (this.#socket.destroyed) return;
+      this.onRecord(record);
+    }
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#closeError && this.#frames.buffered + this.#records.buffered > 0) {
+      this.#closeError = new ProtocolError("connection closed in the middle of a message");
+    }
+    this.onClose(this.#closeError);
+  }
+}

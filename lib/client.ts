@@ -1,0 +1,357 @@
+/**
+ * A chat client: connects to a relay, authenticates it before revealing
+ * anything, joins one room and runs that room's end-to-end session.
+ *
+ * @module
+ */
+
+import { connect as connectTcp, type Socket } from "node:net";
+import { connectHandshake, type SecureChannel } from "./channel.ts";
+import { AuthenticationError, NetworkError, ProtocolError, socketErrorText } from "./errors.ts";
+import { generateIdentity, type Identity } from "./identity.ts";
+import { decodeRecord, encodeRecord, RelayErrorCode, type RelayRecord } from "./records.ts";
+import { type MemberInfo, type RoomEvent, RoomSession } from "./room.ts";
+import { MAX_TEXT_BYTES } from "./content.ts";
+import { utf8 } from "./bytes.ts";
+import { formatServerAddress } from "./trust_store.ts";
+
+/** Bytes of text packed into one group message at most. */
+export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
+/** Default deadline for connecting and for the handshake. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** A relay address. */
+export interface RelayAddress {
+  /** Host name or IP address. */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
+/**
+ * Opens a TCP connection, rejecting with {@linkcode NetworkError} on failure
+ * or after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const socket = await openSocket({ host: "127.0.0.1", port: 7878 });
+ * ```
+ */
+export function openSocket(
+  address: RelayAddress,
+  timeoutMs: number = DEFAULT_CONNECT_TIMEOUT_MS,
+): Promise<Socket> {
+  const shown = formatServerAddress(address);
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp({ host: address.host, port: address.port, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new NetworkError(`cannot connect to ${shown}: timed out after ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(new NetworkError(`cannot connect to ${shown}: ${socketErrorText(error)}`));
+    });
+  });
+}
+
+/**
+ * Completes a handshake with a relay using a throwaway identity and returns
+ * the relay's fingerprint, like `ssh-keyscan`.
+ *
+ * @example
+ * ```ts
+ * const fingerprint = await fetchRelayFingerprint({ host: "127.0.0.1", port: 7878 });
+ * ```
+ */
+export async function fetchRelayFingerprint(
+  address: RelayAddress & { timeoutMs?: number },
+): Promise<string> {
+  const socket = await openSocket(address, address.timeoutMs);
+  let relayFingerprint = "";
+  const channel = await connectHandshake({
+    socket,
+    identity: generateIdentity(),
+    verifyRelay: ({ fingerprint }) => {
+      relayFingerprint = fingerprint;
+    },
+    timeoutMs: address.timeoutMs,
+  });
+  channel.destroy();
+  return relayFingerprint;
+}
+
+/** Options for {@linkcode ChatClient.connect}. */
+export interface ChatClientOptions extends RelayAddress {
+  /** This member's identity. */
+  identity: Identity;
+  /** Room to join. */
+  room: string;
+  /** Nick to use in the room. */
+  nick: string;
+  /** Checks the relay's identity before anything identifying is sent; throw to abort. */
+  verifyRelay: (relay: { publicKey: Uint8Array; fingerprint: string }) => void | Promise<void>;
+  /** Whom to share keys with and accept messages from; default: everyone. */
+  isTrusted?: (member: { nick: string; fingerprint: string }) => boolean;
+  /** Receives every room event, in order, from the welcome on. */
+  onEvent: (event: RoomEvent) => void;
+  /** Called once when the connection ends, with the reason unless it was closed by {@linkcode ChatClient.close}. */
+  onClose?: (error?: Error) => void;
+  /** Deadline for connecting, for the handshake and for the welcome. Default 10 s. */
+  timeoutMs?: number;
+}
+
+interface PendingAck {
+  resolve: (recipients: number) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * A joined member of one room.
+ *
+ * @example
+ * ```ts
+ * const client = await ChatClient.connect({
+ *   host: "127.0.0.1", port: 7878, identity, room: "ops", nick: "alice",
+ *   verifyRelay: () => {}, onEvent: (event) => console.log(event.type),
+ * });
+ * await client.send(["deploy done"]);
+ * await client.close();
+ * ```
+ */
+export class ChatClient {
+  #channel: SecureChannel;
+  #session: RoomSession;
+  #options: ChatClientOptions;
+  #nextPublishId = 1;
+  #acks = new Map<number, PendingAck>();
+  #closing = false;
+  #closed: Promise<void>;
+
+  private constructor(channel: SecureChannel, session: RoomSession, options: ChatClientOptions) {
+    this.#channel = channel;
+    this.#session = session;
+    this.#options = options;
+    let markClosed: () => void;
+    this.#closed = new Promise((resolve) => markClosed = resolve);
+    channel.onClose = (error) => {
+      const reason = error ??
+        (this.#closing ? undefined : new NetworkError("the relay closed the connection"));
+      for (const ack of this.#acks.values()) {
+        ack.reject(reason ?? new NetworkError("connection closed before the relay acknowledged"));
+      }
+      this.#acks.clear();
+      options.onClose?.(reason);
+      markClosed();
+    };
+  }
+
+  /**
+   * Connects, authenticates the relay, joins the room and resolves once the
+   * relay has welcomed this member.
+   *
+   * @example
+   * ```ts
+   * const client = await ChatClient.connect(options);
+   * ```
+   */
+  static async connect(options: ChatClientOptions): Promise<ChatClient> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const socket = await openSocket(options, timeoutMs);
+    const channel = await connectHandshake({
+      socket,
+      identity: options.identity,
+      verifyRelay: options.verifyRelay,
+      timeoutMs,
+    });
+    const session = new RoomSession({
+      identity: options.identity,
+      room: options.room,
+      nick: options.nick,
+      isTrusted: options.isTrusted,
+    });
+    const client = new ChatClient(channel, session, options);
+    await client.#join(timeoutMs);
+    return client;
+  }
+
+  #join(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#channel.destroy();
+        reject(new ProtocolError(`the relay did not answer the join within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        if (error) {
+          this.#channel.destroy();
+          reject(error);
+        } else resolve();
+      };
+      this.#channel.onRecord = (bytes) => {
+        let record: RelayRecord;
+        try {
+          record = decodeRecord(bytes);
+        } catch (error) {
+          settle(
+            new ProtocolError(`the relay sent a malformed record: ${(error as Error).message}`),
+          );
+          return;
+        }
+        if (record.type === "error") {
+          settle(relayRefusal(record.code, record.message));
+          return;
+        }
+        if (record.type !== "welcome") {
+          settle(new ProtocolError(`the relay sent ${record.type} before its welcome`));
+          return;
+        }
+        this.#channel.onRecord = (next) => this.#receive(next);
+        this.#apply(record);
+        settle();
+      };
+      const closeHandler = this.#channel.onClose;
+      this.#channel.onClose = (error) => {
+        settle(error ?? new NetworkError("the relay closed the connection before the welcome"));
+        closeHandler(error);
+      };
+      this.#channel.send(encodeRecord({ type: "join", announcement: this.#session.announcement }));
+      this.#channel.start();
+    });
+  }
+
+  #receive(bytes: Uint8Array): void {
+    let record: RelayRecord;
+    try {
+      record = decodeRecord(bytes);
+    } catch (error) {
+      this.#channel.destroy(
+        new ProtocolError(`the relay sent a malformed record: ${(error as Error).message}`),
+      );
+      return;
+    }
+    switch (record.type) {
+      case "ack": {
+        const ack = this.#acks.get(record.id);
+        if (ack) {
+          this.#acks.delete(record.id);
+          ack.resolve(record.recipients);
+        }
+        return;
+      }
+      case "error":
+        this.#channel.destroy(relayRefusal(record.code, record.message));
+        return;
+      default:
+        this.#apply(record);
+    }
+  }
+
+  #apply(record: RelayRecord): void {
+    const { send, events } = this.#session.handle(record);
+    for (const out of send) this.#channel.send(encodeRecord(out));
+    for (const event of events) this.#options.onEvent(event);
+  }
+
+  /** Room name. @example `client.room` */
+  get room(): string {
+    return this.#session.room;
+  }
+
+  /** This member's nick. @example `client.nick` */
+  get nick(): string {
+    return this.#session.nick;
+  }
+
+  /** The other members. @example `client.members()` */
+  members(): MemberInfo[] {
+    return this.#session.members();
+  }
+
+  /** Messages sent and not yet acknowledged by the relay. @example `client.unacknowledged` */
+  get unacknowledged(): number {
+    return this.#acks.size;
+  }
+
+  /**
+   * Sends texts as end-to-end encrypted group messages, packing them into as
+   * few messages as fit. Resolves with the number of members each reached
+   * once the relay has acknowledged them all.
+   *
+   * @example
+   * ```ts
+   * const [recipients] = await client.send(["line one", "line two"]);
+   * ```
+   */
+  send(texts: string[]): Promise<number[]> {
+    const batches: string[][] = [];
+    let batch: string[] = [];
+    let batchBytes = 0;
+    for (const text of texts) {
+      const bytes = utf8(text).length;
+      if (bytes > MAX_TEXT_BYTES) {
+        return Promise.reject(
+          new RangeError(
+            `a message of ${bytes} bytes exceeds the limit of ${MAX_TEXT_BYTES} bytes`,
+          ),
+        );
+      }
+      if (batch.length > 0 && (batchBytes + bytes > MAX_BATCH_TEXT_BYTES || batch.length >= 4096)) {
+        batches.push(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+      batch.push(text);
+      batchBytes += bytes + 4;
+    }
+    if (batch.length > 0) batches.push(batch);
+    return Promise.all(batches.map((texts) => this.#publish(texts)));
+  }
+
+  #publish(texts: string[]): Promise<number> {
+    if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
+    const id = this.#nextPublishId++;
+    const message = this.#session.encryptTexts(texts);
+    this.#channel.send(encodeRecord({ type: "publish", id, message }));
+    return new Promise((resolve, reject) => this.#acks.set(id, { resolve, reject }));
+  }
+
+  /**
+   * Sends a direct message that only the member with `memberId` can read.
+   *
+   * @example
+   * ```ts
+   * client.sendDirect(bob.memberId, "just for you");
+   * ```
+   */
+  sendDirect(memberId: number, text: string): void {
+    this.#channel.send(encodeRecord(this.#session.directText(memberId, text)));
+  }
+
+  /**
+   * Leaves the room: sends what is queued, closes the connection and
+   * resolves when it is closed.
+   *
+   * @example
+   * ```ts
+   * await client.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#channel.close();
+    return this.#closed;
+  }
+}
+
+function relayRefusal(code: number, message: string): Error {
+  const text = `the relay refused: ${message}`;
+  if (code === RelayErrorCode.notAllowed) return new AuthenticationError(text);
+  if (code === RelayErrorCode.shuttingDown) return new NetworkError(text);
+  return new ProtocolError(text);
+}

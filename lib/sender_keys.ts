@@ -1,0 +1,526 @@
+/**
+ * Group encryption with Sender Keys (after Signal's design, but every group
+ * message is signed by the sender's long-term Ed25519 identity key).
+ *
+ * Each member owns one {@linkcode OutboundSenderKey} per room and hands a copy
+ * of its {@linkcode SenderKeyState} to every other member over a pairwise
+ * channel. Receivers build an {@linkcode InboundSenderKey} from that state.
+ *
+ * Chain (one symmetric ratchet step per message):
+ *
+ * ```text
+ * messageKey_i   = HMAC-SHA256(chainKey_i, 0x01)
+ * chainKey_{i+1} = HMAC-SHA256(chainKey_i, 0x02)
+ * key(32) || nonce(12) = HKDF-SHA256(ikm = messageKey_i, salt = empty,
+ *                                    info = "securechat/1 message key", L = 44)
+ * ```
+ *
+ * Message bytes (big-endian):
+ *
+ * ```text
+ * u8 version (1) | u32 epoch | u32 iteration | u32 ciphertext length
+ * | ciphertext (ChaCha20-Poly1305, 16-byte tag included) | 64-byte Ed25519 signature
+ * AAD       = context || version..iteration (9 bytes)
+ * signed    = "securechat/1 group message\0" || u16 len(context) || context
+ *             || sender identity public key || every byte before the signature
+ * ```
+ *
+ * @module
+ */
+
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { randomBytes } from "@noble/ciphers/utils.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
+
+/** Wire version of group messages produced by this module. */
+export const GROUP_MESSAGE_VERSION = 1;
+
+/**
+ * The largest gap of missing messages a receiver bridges in one step.
+ * Walking further would let a sender (or a bug) make receivers spin.
+ */
+export const MAX_SKIPPED_MESSAGES = 2000;
+
+const HEADER_LENGTH = 9; // version u8, epoch u32, iteration u32
+const PREFIX_LENGTH = HEADER_LENGTH + 4; // + ciphertext length u32
+const TAG_LENGTH = 16;
+const SIGNATURE_LENGTH = 64;
+const KEY_LENGTH = 32;
+const NONCE_LENGTH = 12;
+const MIN_MESSAGE_LENGTH = PREFIX_LENGTH + TAG_LENGTH + SIGNATURE_LENGTH;
+const MAX_U32 = 0xffff_ffff;
+// The last iteration is never used so that "next iteration" always fits in a u32.
+const LAST_ITERATION = MAX_U32 - 1;
+
+const SIGNATURE_DOMAIN = utf8("securechat/1 group message\0");
+const MESSAGE_KEY_INFO = utf8("securechat/1 message key");
+const MESSAGE_KEY_SEED = Uint8Array.of(0x01);
+const CHAIN_KEY_SEED = Uint8Array.of(0x02);
+const EMPTY = new Uint8Array(0);
+
+/** The secret part of an Ed25519 identity needed to sign (see lib/identity.ts). */
+export interface SigningIdentity {
+  /** 32-byte Ed25519 seed. */
+  secretKey: Uint8Array;
+  /** 32-byte Ed25519 public key. */
+  publicKey: Uint8Array;
+}
+
+/**
+ * What a sender distributes to the other members so they can read its
+ * messages from `iteration` on (never before).
+ */
+export interface SenderKeyState {
+  /** u32 generation of the sender key; a new one is created on every rekey. */
+  epoch: number;
+  /** u32 iteration the sender will use next. */
+  iteration: number;
+  /** 32-byte chain key for `iteration`. */
+  chainKey: Uint8Array;
+}
+
+/** Why a group message was refused. */
+export type GroupMessageFailure =
+  | "malformed"
+  | "forged"
+  | "wrong-epoch"
+  | "replayed"
+  | "too-far-ahead"
+  | "tampered";
+
+/**
+ * Raised when a group message cannot be accepted. The message never
+ * contains key material or plaintext.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   inbound.decrypt({ context, message });
+ * } catch (error) {
+ *   if (error instanceof GroupMessageError && error.reason === "replayed") {
+ *     // drop silently
+ *   }
+ * }
+ * ```
+ */
+export class GroupMessageError extends Error {
+  /** Machine-readable cause. */
+  readonly reason: GroupMessageFailure;
+
+  /**
+   * @example
+   * ```ts
+   * new GroupMessageError("forged", "signature does not match the sender");
+   * ```
+   */
+  constructor(reason: GroupMessageFailure, message: string) {
+    super(message);
+    this.name = "GroupMessageError";
+    this.reason = reason;
+  }
+}
+
+/** The unauthenticated routing fields of a group message. */
+export interface GroupMessageHeader {
+  version: number;
+  epoch: number;
+  iteration: number;
+}
+
+/**
+ * Derives the context bytes that bind group messages to a room, so a message
+ * replayed into another room fails both the signature and the AEAD.
+ *
+ * @example
+ * ```ts
+ * const context = groupContext("rust-users");
+ * ```
+ */
+export function groupContext(room: string): Uint8Array {
+  const bytes = utf8(room);
+  if (bytes.length > 0xffff) throw new RangeError("room name is longer than 65535 bytes");
+  return bytes;
+}
+
+/**
+ * Reads version, epoch and iteration without verifying anything, for routing
+ * and diagnostics. Throws {@linkcode GroupMessageError} (`malformed`) if the
+ * bytes cannot be a group message.
+ *
+ * @example
+ * ```ts
+ * const { epoch, iteration } = peekGroupMessageHeader(message);
+ * ```
+ */
+export function peekGroupMessageHeader(bytes: Uint8Array): GroupMessageHeader {
+  return parse(bytes).header;
+}
+
+/**
+ * The sending half of a sender key: encrypts and signs this member's group
+ * messages, ratcheting the chain forward once per message.
+ *
+ * @example
+ * ```ts
+ * const outbound = OutboundSenderKey.create({ identity, epoch: 1 });
+ * const state = outbound.exportState(); // send to each member pairwise
+ * const message = outbound.encrypt({ context: groupContext("room"), plaintext });
+ * ```
+ */
+export class OutboundSenderKey {
+  #identity: SigningIdentity;
+  #epoch: number;
+  #iteration: number;
+  #chainKey: Uint8Array;
+
+  private constructor(identity: SigningIdentity, epoch: number, chainKey: Uint8Array) {
+    this.#identity = identity;
+    this.#epoch = epoch;
+    this.#iteration = 0;
+    this.#chainKey = chainKey;
+  }
+
+  /**
+   * Creates a fresh sender key with a random chain key at iteration 0.
+   *
+   * @example
+   * ```ts
+   * const outbound = OutboundSenderKey.create({ identity, epoch: 1 });
+   * ```
+   */
+  static create(options: { identity: SigningIdentity; epoch: number }): OutboundSenderKey {
+    const { identity, epoch } = options;
+    assertU32(epoch, "epoch");
+    if (identity.secretKey.length !== KEY_LENGTH || identity.publicKey.length !== KEY_LENGTH) {
+      throw new TypeError("identity keys must be 32 bytes each");
+    }
+    // A mismatched pair would produce messages nobody can verify; catch it here, once.
+    if (!constantTimeEqual(ed25519.getPublicKey(identity.secretKey), identity.publicKey)) {
+      throw new TypeError("identity public key does not belong to its secret key");
+    }
+    return new OutboundSenderKey(identity, epoch, randomBytes(KEY_LENGTH));
+  }
+
+  /** The epoch of this sender key. @example `outbound.epoch` */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** The iteration the next message will use. @example `outbound.iteration` */
+  get iteration(): number {
+    return this.#iteration;
+  }
+
+  /**
+   * Returns a copy of the current state, which lets its holder read every
+   * message from now on (but none sent before).
+   *
+   * @example
+   * ```ts
+   * const state = outbound.exportState();
+   * ```
+   */
+  exportState(): SenderKeyState {
+    return { epoch: this.#epoch, iteration: this.#iteration, chainKey: this.#chainKey.slice() };
+  }
+
+  /**
+   * Encrypts and signs one group message and advances the chain, so the
+   * message key cannot be derived again from this object.
+   *
+   * The result is a view into a buffer that also holds the (public) signing
+   * input; it is safe to send or store as is.
+   *
+   * @example
+   * ```ts
+   * const message = outbound.encrypt({ context: groupContext("room"), plaintext });
+   * ```
+   */
+  encrypt(options: { context: Uint8Array; plaintext: Uint8Array }): Uint8Array {
+    const { context, plaintext } = options;
+    if (context.length > 0xffff) throw new RangeError("context is longer than 65535 bytes");
+    if (this.#iteration > LAST_ITERATION) {
+      throw new RangeError("sender key is exhausted; create a new epoch and redistribute it");
+    }
+    const ciphertextLength = plaintext.length + TAG_LENGTH;
+    if (ciphertextLength > MAX_U32 - MIN_MESSAGE_LENGTH) {
+      throw new RangeError("plaintext is too long for a group message");
+    }
+
+    // One buffer holds the signing input; the message is its tail, so neither
+    // the ciphertext nor the message is copied.
+    const signedPrefixLength = SIGNATURE_DOMAIN.length + 2 + context.length + KEY_LENGTH;
+    const bodyLength = PREFIX_LENGTH + ciphertextLength;
+    const buffer = new Uint8Array(signedPrefixLength + bodyLength + SIGNATURE_LENGTH);
+    const view = new DataView(buffer.buffer);
+    let at = 0;
+    buffer.set(SIGNATURE_DOMAIN, at);
+    at += SIGNATURE_DOMAIN.length;
+    view.setUint16(at, context.length);
+    at += 2;
+    buffer.set(context, at);
+    at += context.length;
+    buffer.set(this.#identity.publicKey, at);
+    at += KEY_LENGTH;
+
+    const start = at;
+    view.setUint8(at, GROUP_MESSAGE_VERSION);
+    view.setUint32(at + 1, this.#epoch);
+    view.setUint32(at + 5, this.#iteration);
+    view.setUint32(at + 9, ciphertextLength);
+    const header = buffer.subarray(start, start + HEADER_LENGTH);
+
+    const messageKey = hmac(sha256, this.#chainKey, MESSAGE_KEY_SEED);
+    const nextChainKey = hmac(sha256, this.#chainKey, CHAIN_KEY_SEED);
+    this.#chainKey.fill(0);
+    this.#chainKey = nextChainKey;
+    this.#iteration += 1;
+
+    const aad = concat(context, header);
+    const ciphertextStart = start + PREFIX_LENGTH;
+    sealInto(
+      messageKey,
+      aad,
+      plaintext,
+      buffer.subarray(ciphertextStart, ciphertextStart + ciphertextLength),
+    );
+
+    const signedEnd = ciphertextStart + ciphertextLength;
+    const signature = ed25519.sign(buffer.subarray(0, signedEnd), this.#identity.secretKey);
+    buffer.set(signature, signedEnd);
+    return buffer.subarray(start);
+  }
+}
+
+/**
+ * The receiving half of another member's sender key. Accepts that member's
+ * messages in order, bridges gaps of up to {@linkcode MAX_SKIPPED_MESSAGES},
+ * and refuses anything older than what it has already seen.
+ *
+ * @example
+ * ```ts
+ * const inbound = new InboundSenderKey({ senderPublicKey, state });
+ * const { plaintext, skipped } = inbound.decrypt({ context, message });
+ * if (skipped > 0) console.warn(`${skipped} messages were lost`);
+ * ```
+ */
+export class InboundSenderKey {
+  #senderPublicKey: Uint8Array;
+  #epoch: number;
+  #iteration: number;
+  #chainKey: Uint8Array;
+
+  /**
+   * @example
+   * ```ts
+   * const inbound = new InboundSenderKey({ senderPublicKey, state });
+   * ```
+   */
+  constructor(options: { senderPublicKey: Uint8Array; state: SenderKeyState }) {
+    const { senderPublicKey, state } = options;
+    if (senderPublicKey.length !== KEY_LENGTH) {
+      throw new TypeError("sender public key must be 32 bytes");
+    }
+    assertU32(state.epoch, "epoch");
+    assertU32(state.iteration, "iteration");
+    if (state.chainKey.length !== KEY_LENGTH) throw new TypeError("chain key must be 32 bytes");
+    this.#senderPublicKey = senderPublicKey.slice();
+    this.#epoch = state.epoch;
+    this.#iteration = state.iteration;
+    this.#chainKey = state.chainKey.slice();
+  }
+
+  /** The epoch this key accepts. @example `inbound.epoch` */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** The lowest iteration still accepted. @example `inbound.iteration` */
+  get iteration(): number {
+    return this.#iteration;
+  }
+
+  /**
+   * Returns a copy of the current state (for persistence). It cannot decrypt
+   * messages this key has already passed.
+   *
+   * @example
+   * ```ts
+   * const saved = inbound.exportState();
+   * ```
+   */
+  exportState(): SenderKeyState {
+    return { epoch: this.#epoch, iteration: this.#iteration, chainKey: this.#chainKey.slice() };
+  }
+
+  /**
+   * Verifies, then decrypts one message. The state changes only when the
+   * message is accepted; on any {@linkcode GroupMessageError} it is untouched.
+   *
+   * @example
+   * ```ts
+   * const { plaintext, iteration, skipped } = inbound.decrypt({ context, message });
+   * ```
+   */
+  decrypt(options: { context: Uint8Array; message: Uint8Array }): {
+    plaintext: Uint8Array;
+    epoch: number;
+    iteration: number;
+    skipped: number;
+  } {
+    const { context, message } = options;
+    if (context.length > 0xffff) throw new RangeError("context is longer than 65535 bytes");
+    const { header, ciphertext } = parse(message);
+    const body = message.subarray(0, message.length - SIGNATURE_LENGTH);
+    const signature = message.subarray(message.length - SIGNATURE_LENGTH);
+
+    // The signature comes first: nothing unauthenticated may touch the state.
+    const signed = new Uint8Array(
+      SIGNATURE_DOMAIN.length + 2 + context.length + KEY_LENGTH + body.length,
+    );
+    let at = 0;
+    signed.set(SIGNATURE_DOMAIN, at);
+    at += SIGNATURE_DOMAIN.length;
+    signed[at] = context.length >>> 8;
+    signed[at + 1] = context.length & 0xff;
+    at += 2;
+    signed.set(context, at);
+    at += context.length;
+    signed.set(this.#senderPublicKey, at);
+    at += KEY_LENGTH;
+    signed.set(body, at);
+    let valid = false;
+    try {
+      valid = ed25519.verify(signature, signed, this.#senderPublicKey, { zip215: false });
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      throw new GroupMessageError(
+        "forged",
+        "group message signature does not match the sender or room; message dropped",
+      );
+    }
+
+    if (header.epoch !== this.#epoch) {
+      throw new GroupMessageError(
+        "wrong-epoch",
+        `group message is for sender key epoch ${header.epoch}, but epoch ${this.#epoch} is held; ` +
+          "wait for the sender's new key",
+      );
+    }
+    if (header.iteration < this.#iteration) {
+      throw new GroupMessageError(
+        "replayed",
+        `group message iteration ${header.iteration} was already passed (next is ${this.#iteration}); ` +
+          "it is a replay, duplicate or late arrival",
+      );
+    }
+    const skipped = header.iteration - this.#iteration;
+    if (skipped > MAX_SKIPPED_MESSAGES) {
+      throw new GroupMessageError(
+        "too-far-ahead",
+        `group message is ${skipped} iterations ahead (limit ${MAX_SKIPPED_MESSAGES}); ` +
+          "ask the sender to redistribute its key",
+      );
+    }
+
+    // Walk a scratch copy of the chain; commit only after the AEAD accepts.
+    let chainKey = this.#chainKey;
+    for (let i = 0; i < skipped; i++) {
+      const next = hmac(sha256, chainKey, CHAIN_KEY_SEED);
+      if (chainKey !== this.#chainKey) chainKey.fill(0);
+      chainKey = next;
+    }
+    const messageKey = hmac(sha256, chainKey, MESSAGE_KEY_SEED);
+    const nextChainKey = hmac(sha256, chainKey, CHAIN_KEY_SEED);
+    if (chainKey !== this.#chainKey) chainKey.fill(0);
+
+    let plaintext: Uint8Array;
+    try {
+      plaintext = open(messageKey, concat(context, message.subarray(0, HEADER_LENGTH)), ciphertext);
+    } catch {
+      nextChainKey.fill(0);
+      throw new GroupMessageError(
+        "tampered",
+        "group message failed authenticated decryption although its signature is valid; " +
+          "the sender's client is faulty or holds a different chain",
+      );
+    }
+
+    this.#chainKey.fill(0);
+    this.#chainKey = nextChainKey;
+    this.#iteration = header.iteration + 1;
+    return { plaintext, epoch: header.epoch, iteration: header.iteration, skipped };
+  }
+}
+
+function parse(bytes: Uint8Array): { header: GroupMessageHeader; ciphertext: Uint8Array } {
+  if (bytes.length < MIN_MESSAGE_LENGTH) {
+    throw new GroupMessageError("malformed", "group message is truncated");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint8(0);
+  if (version !== GROUP_MESSAGE_VERSION) {
+    throw new GroupMessageError(
+      "malformed",
+      `group message version ${version} is not supported (expected ${GROUP_MESSAGE_VERSION}); ` +
+        "the sender may run a newer securechat",
+    );
+  }
+  const epoch = view.getUint32(1);
+  const iteration = view.getUint32(5);
+  const ciphertextLength = view.getUint32(9);
+  if (iteration > LAST_ITERATION) {
+    throw new GroupMessageError("malformed", "group message iteration is out of range");
+  }
+  if (ciphertextLength !== bytes.length - PREFIX_LENGTH - SIGNATURE_LENGTH) {
+    throw new GroupMessageError("malformed", "group message length field does not match its size");
+  }
+  return {
+    header: { version, epoch, iteration },
+    ciphertext: bytes.subarray(PREFIX_LENGTH, PREFIX_LENGTH + ciphertextLength),
+  };
+}
+
+/** Expands a message key into key(32) || nonce(12) and wipes the message key. */
+function expandMessageKey(messageKey: Uint8Array): Uint8Array {
+  const okm = hkdf(sha256, messageKey, EMPTY, MESSAGE_KEY_INFO, KEY_LENGTH + NONCE_LENGTH);
+  messageKey.fill(0);
+  return okm;
+}
+
+function sealInto(
+  messageKey: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+  output: Uint8Array,
+): void {
+  const okm = expandMessageKey(messageKey);
+  try {
+    chacha20poly1305(okm.subarray(0, KEY_LENGTH), okm.subarray(KEY_LENGTH), aad)
+      .encrypt(plaintext, output);
+  } finally {
+    okm.fill(0);
+  }
+}
+
+function open(messageKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  const okm = expandMessageKey(messageKey);
+  try {
+    return chacha20poly1305(okm.subarray(0, KEY_LENGTH), okm.subarray(KEY_LENGTH), aad)
+      .decrypt(ciphertext);
+  } finally {
+    okm.fill(0);
+  }
+}
+
+function assertU32(value: number, name: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_U32) {
+    throw new RangeError(`${name} must be an integer from 0 to ${MAX_U32}`);
+  }
+}

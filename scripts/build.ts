@@ -1,0 +1,221 @@
+/**
+ * `deno task build`: the offline build. From `cli/bin.ts` it writes
+ *
+ * - `dist/securechat.mjs`: one ES module with every dependency inlined, for
+ *   Node 20+ (`node dist/securechat.mjs`, the `bin` of package.json);
+ * - `dist/securechat` (`.exe` on Windows): a single executable, made with
+ *   Node's single-executable-application support from a CommonJS bundle of the
+ *   same sources and the `node` binary that runs this build.
+ *
+ * Nothing is downloaded except, on first use, the esbuild that `deno bundle`
+ * takes from the npm registry. Environment: `SECURECHAT_NODE` selects the Node
+ * binary to embed (default: `node` on PATH).
+ *
+ * @example
+ * ```sh
+ * deno task build && dist/securechat --version
+ * ```
+ *
+ * @module
+ */
+
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BuildError, CONFIG, DIST, ENTRY, formatSize, main, plain, ROOT, run } from "./common.ts";
+
+/** The sentinel Node's SEA support looks for; fixed by Node, not by us. */
+const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+/** Oldest Node whose SEA support takes `useCodeCache`. */
+const MIN_NODE = [20, 12] as const;
+
+const POSTJECT = join(ROOT, "node_modules", "postject", "dist", "cli.js");
+
+/** The Node that will be embedded, as it describes itself. */
+interface NodeInfo {
+  /** What to run (`node`, or `SECURECHAT_NODE`). */
+  command: string;
+  /** e.g. `v20.20.2`. */
+  version: string;
+  /** The binary that gets copied. */
+  execPath: string;
+  /** `linux`, `darwin`, `win32`. */
+  platform: string;
+  /** `x64`, `arm64`. */
+  arch: string;
+}
+
+await main("build", async () => {
+  await mkdir(DIST, { recursive: true });
+  const node = await findNode();
+  const work = await mkdtemp(join(tmpdir(), "securechat-build-"));
+  try {
+    const module = join(DIST, "securechat.mjs");
+    await bundle("esm", module);
+    await addShebang(module);
+    report(module, `ES module for Node 20+`, (await stat(module)).size);
+
+    const script = join(work, "securechat.cjs");
+    await bundle("cjs", script);
+    const executable = join(DIST, node.platform === "win32" ? "securechat.exe" : "securechat");
+    await makeExecutable({ node, script, executable, work });
+    const size = (await stat(executable)).size;
+    report(
+      executable,
+      `single executable, Node ${node.version} ${node.platform}-${node.arch}`,
+      size,
+    );
+    console.log(`build: smoke test: ${await smokeTest(executable, work)}`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+async function findNode(): Promise<NodeInfo> {
+  const command = Deno.env.get("SECURECHAT_NODE") ?? "node";
+  const probe = await run(command, [
+    "-p",
+    "JSON.stringify([process.version, process.execPath, process.platform, process.arch])",
+  ]);
+  if (probe.code !== 0) {
+    throw new BuildError(`\`${command}\` does not run: ${plain(probe.stderr).trim()}`);
+  }
+  const [version, execPath, platform, arch] = JSON.parse(probe.stdout) as string[];
+  const [major, minor] = version.slice(1).split(".").map(Number);
+  if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
+    throw new BuildError(
+      `${command} is ${version}; the single executable needs Node ${MIN_NODE.join(".")} or newer ` +
+        "(set SECURECHAT_NODE to another node binary)",
+    );
+  }
+  return { command, version, execPath, platform, arch };
+}
+
+async function bundle(format: "esm" | "cjs", output: string): Promise<void> {
+  // --platform deno keeps `node:` imports as imports, which is what Node wants too.
+  const result = await run(Deno.execPath(), [
+    "bundle",
+    "--quiet",
+    "--config",
+    CONFIG,
+    "--platform",
+    "deno",
+    "--format",
+    format,
+    "--output",
+    output,
+    ENTRY,
+  ], { env: { NO_COLOR: "1", RUST_BACKTRACE: "0" } });
+  if (result.code !== 0) {
+    throw new BuildError(`deno bundle (${format}) failed:\n${plain(result.stderr).trim()}`);
+  }
+}
+
+async function addShebang(path: string): Promise<void> {
+  const text = await readFile(path, "utf8");
+  if (!text.startsWith("#!")) await writeFile(path, `#!/usr/bin/env node\n${text}`);
+  await chmod(path, 0o755);
+}
+
+interface ExecutableOptions {
+  node: NodeInfo;
+  /** The CommonJS bundle: Node 20 runs a SEA's main script as CommonJS. */
+  script: string;
+  executable: string;
+  /** Scratch directory for the config and the blob. */
+  work: string;
+}
+
+async function makeExecutable({ node, script, executable, work }: ExecutableOptions) {
+  const blob = join(work, "sea.blob");
+  const config = join(work, "sea-config.json");
+  await writeFile(
+    config,
+    JSON.stringify({
+      main: script,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      // Compiles the script at build time: start-up skips parsing the bundle.
+      useCodeCache: true,
+    }),
+  );
+  const prepared = await run(node.command, ["--experimental-sea-config", config]);
+  if (prepared.code !== 0) {
+    throw new BuildError(`node could not prepare the SEA blob: ${plain(prepared.stderr).trim()}`);
+  }
+
+  // A running old executable cannot be overwritten in place (ETXTBSY); a new inode can.
+  await rm(executable, { force: true });
+  await copyFile(node.execPath, executable);
+  await chmod(executable, 0o755);
+  await prepareBinary(node.platform, executable);
+
+  try {
+    await stat(POSTJECT);
+  } catch {
+    throw new BuildError("postject is missing from node_modules; run `npm ci` first");
+  }
+  const injected = await run(node.command, [
+    POSTJECT,
+    executable,
+    "NODE_SEA_BLOB",
+    blob,
+    "--sentinel-fuse",
+    SEA_FUSE,
+    ...(node.platform === "darwin" ? ["--macho-segment-name", "NODE_SEA"] : []),
+  ]);
+  if (injected.code !== 0) {
+    await rm(executable, { force: true });
+    throw new BuildError(
+      `postject could not inject the blob into a copy of ${node.execPath} ` +
+        `(is it an official Node build?): ${plain(injected.stderr || injected.stdout).trim()}`,
+    );
+  }
+  if (node.platform === "darwin") await mustRun("codesign", ["--sign", "-", executable]);
+}
+
+/** Platform steps before injection: drop debug symbols on Linux, the signature on macOS. */
+async function prepareBinary(platform: string, executable: string): Promise<void> {
+  if (platform === "darwin") {
+    await mustRun("codesign", ["--remove-signature", executable]);
+  } else if (platform === "linux") {
+    // Optional: saves ~12 MiB of symbols; the program works the same without it.
+    try {
+      await run("strip", [executable]);
+    } catch (error) {
+      if (!(error instanceof BuildError)) throw error;
+      console.log("build: `strip` not found; the executable keeps Node's debug symbols");
+    }
+  }
+}
+
+async function mustRun(command: string, args: string[]): Promise<void> {
+  const result = await run(command, args);
+  if (result.code !== 0) {
+    throw new BuildError(`${command} ${args.join(" ")} failed: ${plain(result.stderr).trim()}`);
+  }
+}
+
+/** Runs the executable from an empty directory with an empty PATH: it must need nothing else. */
+async function smokeTest(executable: string, work: string): Promise<string> {
+  const empty = join(work, "empty");
+  await mkdir(empty);
+  const result = await run(executable, ["--version"], {
+    cwd: empty,
+    env: { PATH: empty },
+  });
+  const line = result.stdout.trim();
+  if (result.code !== 0 || !line.startsWith("securechat ")) {
+    throw new BuildError(
+      `the built executable does not run: \`securechat --version\` exited ${result.code}: ` +
+        plain(result.stderr || result.stdout).trim(),
+    );
+  }
+  return `\`securechat --version\` from an empty directory with an empty PATH printed "${line}"`;
+}
+
+function report(path: string, what: string, size: number): void {
+  const shown = path.startsWith(ROOT) ? path.slice(ROOT.length + 1) : path;
+  console.log(`build: ${shown}: ${what}, ${formatSize(size)}`);
+}
