@@ -166,13 +166,16 @@ class HandshakeReader {
     });
   }
 
-  /** Stops listening and returns bytes that arrived after the last handshake frame. */
-  detach(): Uint8Array[] {
+  /**
+   * Stops listening and returns the frames that arrived after the last
+   * handshake message, and the decoder, which may hold the start of the next.
+   */
+  detach(): { pending: Uint8Array[]; frames: FrameDecoder } {
     this.#socket.off("data", this.#onData);
     this.#socket.off("end", this.#onEnd);
     this.#socket.off("close", this.#onEnd);
     this.#socket.off("error", this.#onError);
-    return this.#queued.splice(0);
+    return { pending: this.#queued.splice(0), frames: this.#frames };
   }
 }
 
@@ -275,7 +278,7 @@ export function connectHandshake(options: ClientHandshakeOptions): Promise<Secur
       send,
       receive,
       remoteIdentityPublicKey: relayPublicKey,
-      pending: reader.detach(),
+      ...reader.detach(),
     });
   });
 }
@@ -327,7 +330,7 @@ export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureC
       send,
       receive,
       remoteIdentityPublicKey: clientPublicKey,
-      pending: reader.detach(),
+      ...reader.detach(),
     });
   });
 }
@@ -347,6 +350,11 @@ interface SecureChannelParts {
   remoteIdentityPublicKey: Uint8Array;
   /** Frames that arrived together with the last handshake message. */
   pending: Uint8Array[];
+  /**
+   * The handshake's frame decoder: the same TCP read can end in the middle of
+   * the first transport message, and those bytes must not be lost.
+   */
+  frames: FrameDecoder;
 }
 
 /**
@@ -373,7 +381,7 @@ export class SecureChannel {
   #socket: Socket;
   #send: CipherState;
   #receive: CipherState;
-  #frames = new FrameDecoder({ prefixBytes: 2, maxFrameBytes: MAX_NOISE_MESSAGE_BYTES });
+  #frames: FrameDecoder;
   #records = new FrameDecoder({ prefixBytes: 4, maxFrameBytes: MAX_RECORD_BYTES });
   #outgoing: Uint8Array[] = [];
   #outgoingBytes = 0;
@@ -392,6 +400,7 @@ export class SecureChannel {
     this.remoteIdentityPublicKey = parts.remoteIdentityPublicKey;
     this.remoteFingerprint = fingerprint(parts.remoteIdentityPublicKey);
     this.#pending = parts.pending;
+    this.#frames = parts.frames;
     this.#socket.setNoDelay(true);
     this.#socket.on("data", (chunk: Uint8Array) => this.#receiveBytes(chunk));
     this.#socket.on("error", (error: Error) => {

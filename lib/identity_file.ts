@@ -66,8 +66,8 @@ export const PUBLIC_KEY_FILE_TAG = "securechat-ed25519";
 
 /**
  * scrypt cost used for new files: N = 2^17, r = 8 (128 MiB of memory).
- * Measured on a 2-core x86-64 VM with `node:crypto`: about 0.5 s under
- * Node 20 and 0.65 s under Deno 2.
+ * Measured with `node:crypto` on a 2-core AMD EPYC VM: about 0.45 s under
+ * Deno 2.9 and 0.4-0.55 s under Node 20 (2^16: 0.23 s; 2^18: 0.9-1.1 s).
  */
 export const DEFAULT_SCRYPT_LOG_N = 17;
 /** Lowest scrypt cost accepted when reading a file (tests write these to stay fast). */

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { x25519 } from "@noble/curves/ed25519.js";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
 import { ByteWriter, utf8 } from "./bytes.ts";
 import {
@@ -102,6 +103,16 @@ export interface RoomSessionOptions {
   isTrusted?: (member: { nick: string; fingerprint: string }) => boolean;
   /** Clock, for tests. */
   now?: () => number;
+}
+
+function isUsablePairwiseKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    // noble refuses low-order points (all-zero shared secret).
+    x25519.getSharedSecret(ownSecretKey, publicKey);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Group messages held per member until its sender key arrives. */
@@ -268,6 +279,10 @@ export class RoomSession {
         bytes: entry.announcement,
       });
       if (announcement.room !== this.room) throw new Error("announcement is for another room");
+      // A low-order key would make sealing every envelope to this member throw, later.
+      if (!isUsablePairwiseKey(this.#pairwise.secretKey, announcement.pairwisePublicKey)) {
+        throw new Error("announcement carries an invalid pairwise key");
+      }
     } catch (error) {
       output.events.push({
         type: "warning",

@@ -180,8 +180,8 @@ function splitEntry(text: string): Fields | undefined {
   const trimmed = text.trim();
   if (trimmed === "" || trimmed.startsWith("#")) return undefined;
   const hash = /[ \t]#/.exec(trimmed);
-  const body = hash ? trimmed.slice(0, hash.index) : trimmed;
-  const comment = hash ? trimmed.slice(hash.index) : "";
+  const body = hash ? trimmed.slice(0, hash.index).trimEnd() : trimmed;
+  const comment = hash ? ` ${trimmed.slice(hash.index).trimStart()}` : "";
   return { fields: body.split(/[ \t]+/), comment };
 }
 

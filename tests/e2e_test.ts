@@ -16,10 +16,22 @@ async function startReceiver(
   address: string,
   options: { home: string; nick: string; room?: string; count: number; json?: boolean },
 ): Promise<CliProcess> {
-  const args = ["join", address, "--room", options.room ?? "e2e", "--nick", options.nick, "--count", String(options.count)];
+  const args = [
+    "join",
+    address,
+    "--room",
+    options.room ?? "e2e",
+    "--nick",
+    options.nick,
+    "--count",
+    String(options.count),
+  ];
   if (options.json) args.push("--json");
   const proc = CliProcess.start(args, { home: options.home });
-  await proc.waitFor(options.json ? "stdout" : "stderr", options.json ? /"type":"welcome"/ : JOINED);
+  await proc.waitFor(
+    options.json ? "stdout" : "stderr",
+    options.json ? /"type":"welcome"/ : JOINED,
+  );
   return proc;
 }
 
@@ -28,7 +40,11 @@ Deno.test("three members: lines arrive whole and in order at every member, line 
   const relay = await startRelay({ home: dirs.make("relay") });
   try {
     const bob = await startReceiver(relay.address, { home: dirs.make(), nick: "bob", count: 3 });
-    const carol = await startReceiver(relay.address, { home: dirs.make(), nick: "carol", count: 3 });
+    const carol = await startReceiver(relay.address, {
+      home: dirs.make(),
+      nick: "carol",
+      count: 3,
+    });
     const lines = ["first line", "second: with colon", "third ünïcödé ✓"];
     const alice = await runCli(["join", relay.address, "--room", "e2e", "--nick", "alice"], {
       home: dirs.make(),
@@ -52,18 +68,33 @@ Deno.test("JSON mode: one object per message with type, room, from, fingerprint,
   const dirs = new TempDirs();
   const relay = await startRelay({ home: dirs.make("relay") });
   try {
-    const bob = await startReceiver(relay.address, { home: dirs.make(), nick: "bob", count: 2, json: true });
+    const bob = await startReceiver(relay.address, {
+      home: dirs.make(),
+      nick: "bob",
+      count: 2,
+      json: true,
+    });
     const aliceHome = dirs.make();
     const keygen = await runCli(["keygen", "--no-passphrase"], { home: aliceHome });
     assert.equal(keygen.code, 0, keygen.stderr);
     const aliceFingerprint = keygen.stdout.trim();
-    const alice = await runCli(["join", relay.address, "--room", "e2e", "--nick", "alice", "--json"], {
+    const alice = await runCli([
+      "join",
+      relay.address,
+      "--room",
+      "e2e",
+      "--nick",
+      "alice",
+      "--json",
+    ], {
       home: aliceHome,
       input: 'plain\n{"not": "json"} \\ "quotes"\n',
     });
     assert.equal(alice.code, 0, alice.stderr);
     assert.equal((await bob.wait()).code, 0, bob.describe());
-    const messages = bob.stdoutLines().map((line) => JSON.parse(line)).filter((o) => o.type === "message");
+    const messages = bob.stdoutLines().map((line) => JSON.parse(line)).filter((o) =>
+      o.type === "message"
+    );
     assert.equal(messages.length, 2);
     assert.deepEqual(messages.map((m) => m.text), ["plain", '{"not": "json"} \\ "quotes"']);
     for (const message of messages) {
@@ -128,7 +159,10 @@ Deno.test("a different relay key at a known address: join refuses before sending
   const impostor = await startRelay({ home: dirs.make("relay2"), listen: address });
   try {
     assert.notEqual(impostor.fingerprint, first.fingerprint);
-    const result = await runCli(["join", address, "--nick", "alice"], { home, input: "secret plan\n" });
+    const result = await runCli(["join", address, "--nick", "alice"], {
+      home,
+      input: "secret plan\n",
+    });
     assert.equal(result.code, 4, result.stderr);
     assert.ok(result.stderr.includes(first.fingerprint), result.stderr);
     assert.ok(result.stderr.includes(impostor.fingerprint), result.stderr);
@@ -162,7 +196,10 @@ Deno.test("--allow admits only listed clients; --trust keeps keys from unlisted 
   writeFileSync(allowFile, `${fingerprints.alice} alice\n${fingerprints.bob} bob\n`);
   const relay = await startRelay({ home: dirs.make("relay"), extraArgs: ["--allow", allowFile] });
   try {
-    const refused = await runCli(["join", relay.address, "--nick", "mallory"], { home: malloryHome, input: "" });
+    const refused = await runCli(["join", relay.address, "--nick", "mallory"], {
+      home: malloryHome,
+      input: "",
+    });
     assert.equal(refused.code, 4, refused.stderr);
     assert.match(refused.stderr, /allow list/);
   } finally {
@@ -211,7 +248,10 @@ Deno.test("exit codes: bad address 2, closed port 5, port in use 5, wrong passph
     assert.doesNotMatch(inUse.stderr, /\n\s+at /, "no stack trace");
 
     const home = dirs.make();
-    const keygen = await runCli(["keygen"], { home, env: { SECURECHAT_PASSPHRASE: "right horse" } });
+    const keygen = await runCli(["keygen"], {
+      home,
+      env: { SECURECHAT_PASSPHRASE: "right horse" },
+    });
     assert.equal(keygen.code, 0, keygen.stderr);
     const wrong = await runCli(["join", relay.address, "--nick", "alice"], {
       home,
@@ -224,7 +264,10 @@ Deno.test("exit codes: bad address 2, closed port 5, port in use 5, wrong passph
   } finally {
     await relay.proc.stop();
   }
-  const closedPort = await runCli(["join", relay.address, "--nick", "alice"], { home: dirs.make(), input: "" });
+  const closedPort = await runCli(["join", relay.address, "--nick", "alice"], {
+    home: dirs.make(),
+    input: "",
+  });
   assert.equal(closedPort.code, 5, closedPort.stderr);
   assert.match(closedPort.stderr, /connection refused/);
   dirs.cleanup();

@@ -88,7 +88,9 @@ for (const prefixBytes of [2, 4] as const) {
 
     // Prefix one byte at a time: the last prefix byte must throw, nothing of the body is needed.
     const slow = new FrameDecoder({ prefixBytes, maxFrameBytes: limit });
-    for (let i = 0; i < prefixBytes - 1; i++) assert.deepEqual(slow.push(header.subarray(i, i + 1)), []);
+    for (let i = 0; i < prefixBytes - 1; i++) {
+      assert.deepEqual(slow.push(header.subarray(i, i + 1)), []);
+    }
     assert.throws(() => slow.push(header.subarray(prefixBytes - 1)), FrameTooLargeError);
 
     // After a valid frame in the same chunk, and after a buffered partial frame.
@@ -144,7 +146,10 @@ Deno.test("framing: encodeFrame writes a big-endian prefix and refuses bodies ov
     encodeFrame(new Uint8Array(0x0102), 4).subarray(0, 4),
     new Uint8Array([0, 0, 1, 2]),
   );
-  assert.deepEqual(encodeFrame(new Uint8Array(0xffff), 2).subarray(0, 2), new Uint8Array([255, 255]));
+  assert.deepEqual(
+    encodeFrame(new Uint8Array(0xffff), 2).subarray(0, 2),
+    new Uint8Array([255, 255]),
+  );
   assert.throws(() => encodeFrame(new Uint8Array(0x10000), 2), FrameTooLargeError);
 });
 

@@ -14,6 +14,7 @@ import {
   verifyIdentitySignature,
 } from "../lib/identity.ts";
 import {
+  associatedData,
   decodeIdentityFile,
   deriveSealingKey,
   encodeIdentityFile,
@@ -21,11 +22,16 @@ import {
   IdentityFileError,
   type IdentityFileErrorReason,
   loadIdentity,
+  openIdentityFile,
   parsePublicKeyFile,
   readPublicKey,
   saveIdentity,
   savePublicKeyFile,
 } from "../lib/identity_file.ts";
+
+/** A parsed identity file, edited freely by the corruption tests. */
+// deno-lint-ignore no-explicit-any
+type Json = Record<string, any>;
 
 /** Tests use the lowest accepted scrypt cost so that each derivation takes milliseconds. */
 const LOG_N = 10;
@@ -305,7 +311,7 @@ Deno.test("identity file: wrong passphrase and tampering are refused", async () 
       /wrong passphrase/,
     );
 
-    const tamper = async (edit: (file: Record<string, any>) => void) => {
+    const tamper = async (edit: (file: Json) => void) => {
       const file = JSON.parse(original);
       edit(file);
       await writeFile(path, JSON.stringify(file), { mode: 0o600 });
@@ -316,7 +322,7 @@ Deno.test("identity file: wrong passphrase and tampering are refused", async () 
       return toBase64(bytes);
     };
     // Each of these keeps the file well formed, so only the AEAD can catch it.
-    const edits: [string, (file: Record<string, any>) => void][] = [
+    const edits: [string, (file: Json) => void][] = [
       ["ciphertext byte 0", (f) => (f.secretKey = flip(f.secretKey, 0))],
       ["ciphertext byte 31", (f) => (f.secretKey = flip(f.secretKey, 31))],
       ["tag byte 47", (f) => (f.secretKey = flip(f.secretKey, 47))],
@@ -376,7 +382,7 @@ Deno.test("identity file: strict decoding of corrupt files", async () => {
       return true;
     });
   };
-  const edited = (base: Record<string, any>, edit: (file: Record<string, any>) => void) => {
+  const edited = (base: Json, edit: (file: Json) => void) => {
     edit(base);
     return JSON.stringify(base);
   };
@@ -493,7 +499,7 @@ Deno.test("identity file: non-UTF-8 and oversized files", async () => {
   });
 });
 
-Deno.test("public key file: format, parse, strictness", async () => {
+Deno.test("public key file: format, parse, strictness", () => {
   const identity = generateIdentity();
   const line = formatPublicKeyFile(identity.publicKey);
   assert.equal(
@@ -577,4 +583,38 @@ Deno.test("readPublicKey: identity files (no passphrase) and .pub files", async 
     assert.equal((await readPublicKey(sealedPath)).tooOpenMode, 0o644);
     await rejectsWith(readPublicKey(join(dir, "nothing")), "missing", /no such file/);
   });
+});
+
+Deno.test("identity file: the PROTOCOL.md example decrypts to RFC 8032 test key 1", async () => {
+  const text = `{
+  "type": "securechat-identity",
+  "version": 1,
+  "publicKey": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+  "encryption": {
+    "kdf": "scrypt",
+    "logN": 17,
+    "r": 8,
+    "p": 1,
+    "salt": "nnl0r/v8qAVhfjwMP8FqYQ==",
+    "cipher": "xchacha20-poly1305",
+    "nonce": "KQM70BgNmWO0jqM+B/MX05z/CUPBeqMC"
+  },
+  "secretKey": "wi6jd1EcxLtTE7p1Pq6qrhn8tyzV+5nz2RJMOASfN6aORckFW4k0f6I7xDfKw6Jj"
+}
+`;
+  const contents = decodeIdentityFile({ text, path: "example" });
+  const identity = await openIdentityFile({
+    contents,
+    path: "example",
+    passphrase: give("example passphrase"),
+  });
+  assert.equal(toHex(identity.secretKey), toHex(RFC_SECRET));
+  assert.equal(identity.fingerprint, "o6kv-tmqc-57x2-bb5p-pvis-jnua-liox-4yhb");
+  assert.equal(
+    new TextDecoder().decode(
+      associatedData({ publicKey: contents.publicKey, encryption: contents.encryption! }),
+    ),
+    '["securechat-identity",1,"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=","scrypt",17,8,1,' +
+      '"nnl0r/v8qAVhfjwMP8FqYQ==","xchacha20-poly1305"]',
+  );
 });

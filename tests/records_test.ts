@@ -28,7 +28,11 @@ const SAMPLES: RelayRecord[] = [
   { type: "publish", id: 0, message: new Uint8Array(0) },
   { type: "direct", to: 7, envelope: bytes(120, 3) },
   { type: "welcome", memberId: 9, members: [] },
-  { type: "welcome", memberId: 9, members: [member(1, 170), member(2, 0), member(0xffffffff, 300)] },
+  {
+    type: "welcome",
+    memberId: 9,
+    members: [member(1, 170), member(2, 0), member(0xffffffff, 300)],
+  },
   { type: "memberJoined", member: member(5, 200) },
   { type: "memberLeft", memberId: 123456 },
   { type: "deliver", from: 3, message: bytes(65536, 4) },
@@ -91,7 +95,10 @@ Deno.test("records: unknown types are refused", () => {
   const known = new Set<number>(Object.values(RecordType));
   for (let type = 0; type < 256; type++) {
     if (known.has(type)) continue;
-    assertDecodeError(new Uint8Array([type, 0, 0, 0, 0, 0, 0, 0, 0]), `type 0x${type.toString(16)}`);
+    assertDecodeError(
+      new Uint8Array([type, 0, 0, 0, 0, 0, 0, 0, 0]),
+      `type 0x${type.toString(16)}`,
+    );
   }
   assertDecodeError(new Uint8Array(0), "empty input");
 });
@@ -146,7 +153,9 @@ Deno.test("records: random bytes either decode or throw DecodeError, nothing els
       // A valid record with a few bytes mutated, cut or extended.
       input = seeds[Math.floor(random() * seeds.length)].slice(0, 400);
       for (let k = 0; k < 3; k++) {
-        if (input.length > 0) input[Math.floor(random() * input.length)] ^= 1 << Math.floor(random() * 8);
+        if (input.length > 0) {
+          input[Math.floor(random() * input.length)] ^= 1 << Math.floor(random() * 8);
+        }
       }
       if (random() < 0.3) input = input.subarray(0, Math.floor(random() * input.length));
     }

@@ -25,7 +25,14 @@ Deno.test("no message plaintext, nick or room name crosses the wire, and the rel
       { home: dirs.make() },
     );
     await bob.waitFor("stderr", /joined room/);
-    const alice = await runCli(["join", proxy.address, "--room", "war-room", "--nick", "alicewonder"], {
+    const alice = await runCli([
+      "join",
+      proxy.address,
+      "--room",
+      "war-room",
+      "--nick",
+      "alicewonder",
+    ], {
       home: dirs.make(),
       input: secrets.map((line) => `${line}\n`).join(""),
     });
@@ -37,7 +44,10 @@ Deno.test("no message plaintext, nick or room name crosses the wire, and the rel
     assert.ok(wire[0].length > 500 && wire[1].length > 500, "the proxy saw the traffic");
     for (const secret of [...secrets, "hunter2", "alicewonder", "bobthebuilder", "war-room"]) {
       for (const bytes of wire) {
-        assert.ok(!containsBytes(bytes, encoder.encode(secret)), `"${secret}" crossed the wire in clear`);
+        assert.ok(
+          !containsBytes(bytes, encoder.encode(secret)),
+          `"${secret}" crossed the wire in clear`,
+        );
       }
       if (secrets.includes(secret)) {
         assert.ok(!relay.proc.stderr.includes(secret), `relay logged "${secret}"`);
@@ -103,16 +113,24 @@ Deno.test("garbage and stalled handshakes are dropped while the relay keeps serv
   });
   const { createConnection } = await import("node:net");
   const upstream = upstreamOf(relay.address);
-  const garbage = createConnection(upstream, () => garbage.write(encoder.encode("GET / HTTP/1.0\r\n\r\n")));
+  const garbage = createConnection(
+    upstream,
+    () => garbage.write(encoder.encode("GET / HTTP/1.0\r\n\r\n")),
+  );
   garbage.on("error", () => {});
   const silent = createConnection(upstream);
   silent.on("error", () => {});
   try {
     await relay.proc.waitFor("stderr", /handshake failed .*not speaking the securechat protocol/);
     await relay.proc.waitFor("stderr", /handshake failed .*timed out/, 5_000);
-    const bob = CliProcess.start(["join", relay.address, "--nick", "bob", "--count", "1"], { home: dirs.make() });
+    const bob = CliProcess.start(["join", relay.address, "--nick", "bob", "--count", "1"], {
+      home: dirs.make(),
+    });
     await bob.waitFor("stderr", /joined room/);
-    const alice = await runCli(["join", relay.address, "--nick", "alice"], { home: dirs.make(), input: "still up\n" });
+    const alice = await runCli(["join", relay.address, "--nick", "alice"], {
+      home: dirs.make(),
+      input: "still up\n",
+    });
     assert.equal(alice.code, 0, alice.stderr);
     assert.equal((await bob.wait()).code, 0, bob.describe());
     assert.deepEqual(bob.stdoutLines(), ["alice: still up"]);

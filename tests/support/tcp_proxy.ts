@@ -11,7 +11,10 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 export type Direction = "toRelay" | "toClient";
 
 /** Changes a chunk in flight; return the bytes to forward (possibly none). */
-export type Tamper = (chunk: Uint8Array, info: { direction: Direction; offset: number }) => Uint8Array;
+export type Tamper = (
+  chunk: Uint8Array,
+  info: { direction: Direction; offset: number },
+) => Uint8Array;
 
 /**
  * A recording, optionally tampering proxy in front of one upstream address.
@@ -40,7 +43,9 @@ export class TcpProxy {
     const server = createServer();
     const proxy = new TcpProxy(server);
     server.on("connection", (client) => proxy.#pipe(client, options.upstream, options.tamper));
-    return new Promise((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, () => resolve(proxy)));
+    return new Promise((resolve) =>
+      server.listen({ host: "127.0.0.1", port: 0 }, () => resolve(proxy))
+    );
   }
 
   #pipe(client: Socket, upstream: { host: string; port: number }, tamper?: Tamper): void {
@@ -50,7 +55,9 @@ export class TcpProxy {
     const forward = (from: Socket, to: Socket, direction: Direction) => {
       from.on("data", (chunk: Uint8Array) => {
         this.#recorded[direction].push(new Uint8Array(chunk));
-        const out = tamper ? tamper(new Uint8Array(chunk), { direction, offset: offsets[direction] }) : chunk;
+        const out = tamper
+          ? tamper(new Uint8Array(chunk), { direction, offset: offsets[direction] })
+          : chunk;
         offsets[direction] += chunk.length;
         if (out.length > 0 && !to.destroyed) to.write(out);
       });
