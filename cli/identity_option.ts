@@ -8,8 +8,8 @@
 import { access } from "node:fs/promises";
 import process from "node:process";
 import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { loadIdentity, saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
-import { readPassphrase } from "./passphrase.ts";
+import { saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
+import { unlockIdentity } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
 
 /** Options for {@linkcode loadOrCreateIdentity}. */
@@ -50,10 +50,7 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
     );
     return identity;
   }
-  return await loadIdentity({
-    path,
-    passphrase: () => readPassphrase({ prompt: `Passphrase for ${path}: `, confirm: false }),
-  });
+  return await unlockIdentity(path);
 }
 
 async function exists(path: string): Promise<boolean> {

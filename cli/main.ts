@@ -8,7 +8,7 @@
 import { Command, CommanderError } from "commander";
 import process from "node:process";
 import { CliError, ExitCode } from "./exit_codes.ts";
-import { PROTOCOL_VERSION } from "../lib/version.ts";
+import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/version.ts";
 import { keygenCommand } from "./keygen.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
 import { serveCommand } from "./serve.ts";
@@ -17,8 +17,6 @@ import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.
 import { IdentityFileError } from "../lib/identity_file.ts";
 import { TrustStoreError } from "../lib/trust_store.ts";
 
-/** Program version; the protocol version is printed beside it by `--version`. */
-export const VERSION = "0.1.0";
 
 /**
  * Builds the commander program with every sub-command.
@@ -33,7 +31,7 @@ export function buildProgram(): Command {
     .description(
       "End-to-end encrypted group chat: a relay that sees only ciphertext, and its clients.",
     )
-    .version(`securechat ${VERSION} (protocol ${PROTOCOL_VERSION})`, "-V, --version")
+    .version(`securechat ${PROGRAM_VERSION} (protocol ${PROTOCOL_VERSION})`, "-V, --version")
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) })
     .showHelpAfterError("(run with --help for usage)");

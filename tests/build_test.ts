@@ -11,7 +11,7 @@ import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { VERSION } from "../cli/main.ts";
+import { PROGRAM_VERSION as VERSION } from "../lib/version.ts";
 import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/version.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -171,6 +171,8 @@ Deno.test({
     for (const specifier of [...specifiers, ...requires]) {
       assert.match(specifier, /^node:/, `bundle still imports ${specifier}`);
     }
+    // The executable is built with useCodeCache, under which Node's import() does not work.
+    assert.doesNotMatch(text, /(^|[^\w.$])import\s*\(/, "dynamic import() in the bundle");
     const manifest = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
     assert.equal(manifest.bin?.securechat, "dist/securechat.mjs");
   },

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CliProcess, runCli, startRelay, TempDirs } from "./support/cli_process.ts";
 
@@ -234,7 +234,7 @@ Deno.test("--allow admits only listed clients; --trust keeps keys from unlisted 
   }
 });
 
-Deno.test("exit codes: bad address 2, closed port 5, port in use 5, wrong passphrase 3", async () => {
+Deno.test("exit codes: bad address 2, closed port 5, port in use 5, wrong passphrase or open key file 3", async () => {
   const dirs = new TempDirs();
   const relay = await startRelay({ home: dirs.make("relay") });
   try {
@@ -261,6 +261,15 @@ Deno.test("exit codes: bad address 2, closed port 5, port in use 5, wrong passph
     assert.equal(wrong.code, 3, wrong.stderr);
     assert.match(wrong.stderr, /wrong passphrase/);
     assert.equal(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
+
+    chmodSync(join(home, "identity"), 0o644);
+    const tooOpen = await runCli(["join", relay.address, "--nick", "alice"], {
+      home,
+      input: "",
+      env: { SECURECHAT_PASSPHRASE: "right horse" },
+    });
+    assert.equal(tooOpen.code, 3, tooOpen.stderr);
+    assert.match(tooOpen.stderr, /permissions 0644 .* are too open; run chmod 600/);
   } finally {
     await relay.proc.stop();
   }
