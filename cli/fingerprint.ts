@@ -6,14 +6,13 @@
  */
 
 import { Command } from "commander";
-import { lstat } from "node:fs/promises";
 import { resolve } from "node:path";
 import process from "node:process";
 import { fingerprint } from "../lib/fingerprint.ts";
 import { IdentityFileError, readPublicKey } from "../lib/identity_file.ts";
 import { parseServerAddress, type ServerAddress } from "../lib/trust_store.ts";
 import { fetchRelayFingerprint } from "../lib/client.ts";
-import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.ts";
+import { pathExists } from "../lib/atomic_file.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { defaultIdentityPath } from "./paths.ts";
 
@@ -39,9 +38,10 @@ export function fingerprintCommand(): Command {
 }
 
 async function fingerprintOf(target: string | undefined): Promise<string> {
-  if (target !== undefined && !(await exists(target))) {
+  // A file of that name wins over an address; an unreadable one is reported as a file.
+  if (target !== undefined && !(await pathExists(target).catch(() => true))) {
     const address = relayAddress(target);
-    if (address !== undefined) return await relayFingerprint(address);
+    if (address !== undefined) return await fetchRelayFingerprint(address);
   }
   const path = resolve(target ?? defaultIdentityPath());
   try {
@@ -54,11 +54,10 @@ async function fingerprintOf(target: string | undefined): Promise<string> {
     }
     return fingerprint(info.publicKey);
   } catch (error) {
-    if (!(error instanceof IdentityFileError)) throw error;
-    if (error.reason === "missing" && target === undefined) {
+    if (error instanceof IdentityFileError && error.reason === "missing" && target === undefined) {
       throw new CliError(`no identity at ${path}; run \`securechat keygen\``, ExitCode.keyFile);
     }
-    throw new CliError(error.message, ExitCode.keyFile);
+    throw error;
   }
 }
 
@@ -69,27 +68,5 @@ function relayAddress(target: string): ServerAddress | undefined {
     return parseServerAddress(target);
   } catch {
     return undefined;
-  }
-}
-
-async function relayFingerprint(address: ServerAddress): Promise<string> {
-  try {
-    return await fetchRelayFingerprint(address);
-  } catch (error) {
-    if (error instanceof NetworkError) throw new CliError(error.message, ExitCode.network);
-    if (error instanceof ProtocolError) throw new CliError(error.message, ExitCode.protocol);
-    if (error instanceof AuthenticationError) {
-      throw new CliError(error.message, ExitCode.authentication);
-    }
-    throw error;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

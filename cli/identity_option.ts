@@ -5,9 +5,9 @@
  * @module
  */
 
-import { access } from "node:fs/promises";
 import process from "node:process";
 import { generateIdentity, type Identity } from "../lib/identity.ts";
+import { pathExists } from "../lib/atomic_file.ts";
 import { saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
 import { unlockIdentity } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
@@ -32,7 +32,7 @@ export interface IdentityOptions {
  */
 export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Identity> {
   const path = options.path ?? defaultIdentityPath();
-  if (options.path === undefined && !(await exists(path))) {
+  if (options.path === undefined && !(await pathExists(path))) {
     const identity = generateIdentity();
     const passphrase = process.env.SECURECHAT_PASSPHRASE || null;
     await saveIdentity({ path, identity, passphrase });
@@ -51,13 +51,4 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
     return identity;
   }
   return await unlockIdentity(path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

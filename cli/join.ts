@@ -24,11 +24,11 @@ import {
   KnownPeers,
   KnownServers,
   loadFingerprintList,
-  parseServerAddress,
   type ServerAddress,
 } from "../lib/trust_store.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
+import { positiveInteger, serverAddress } from "./options.ts";
 import { runInteractive } from "./interactive.ts";
 import { JoinOutput, type PeerStatus } from "./output.ts";
 import { knownPeersPath, knownServersPath } from "./paths.ts";
@@ -45,28 +45,12 @@ interface JoinOptions {
   count?: number;
 }
 
-function parseAddressArgument(text: string): ServerAddress {
-  try {
-    return parseServerAddress(text);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
-}
-
 function parseFingerprintOption(text: string): string {
   try {
     return parseFingerprint(text);
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
-}
-
-function parseCount(text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new InvalidArgumentError("expected a positive whole number");
-  }
-  return value;
 }
 
 function defaultNick(): string {
@@ -85,7 +69,7 @@ function defaultNick(): string {
 export function joinCommand(): Command {
   return new Command("join")
     .description("join a room through a relay; line mode when stdin is not a terminal")
-    .argument("<host:port>", "the relay's address", parseAddressArgument)
+    .argument("<host:port>", "the relay's address", (text: string) => serverAddress(text))
     .option("--room <name>", "room to join", "lobby")
     .option("--nick <name>", "your nick in the room (default: $USER)", defaultNick())
     .option("--identity <path>", "identity file (default: created under $SECURECHAT_HOME)")
@@ -97,7 +81,7 @@ export function joinCommand(): Command {
     .option("--trust <file>", "share keys with and accept messages from only these fingerprints")
     .option("--json", "print messages and notices as one JSON object per line")
     .option("--stay", "keep receiving after stdin ends")
-    .option("--count <n>", "exit after receiving n messages", parseCount)
+    .option("--count <n>", "exit after receiving n messages", positiveInteger)
     .action((address: ServerAddress, options: JoinOptions) => runJoin(address, options));
 }
 

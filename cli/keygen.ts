@@ -5,12 +5,11 @@
  */
 
 import { Command } from "commander";
-import { lstat } from "node:fs/promises";
 import { resolve } from "node:path";
 import process from "node:process";
 import { generateIdentity } from "../lib/identity.ts";
 import { IdentityFileError, saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
-import { errorCode } from "../lib/atomic_file.ts";
+import { pathExists } from "../lib/atomic_file.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { readPassphrase } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
@@ -53,7 +52,7 @@ async function keygen(options: KeygenOptions): Promise<void> {
   const path = resolve(options.out ?? defaultIdentityPath());
   const force = options.force === true;
   // Check before asking for a passphrase; saveIdentity checks again atomically.
-  if (!force && await exists(path)) throw alreadyExists(path);
+  if (!force && await existsOrFail(path)) throw alreadyExists(path);
 
   const passphrase = options.passphrase
     ? await readPassphrase({ prompt: `Passphrase for the new identity ${path}: `, confirm: true })
@@ -85,12 +84,10 @@ function alreadyExists(path: string): CliError {
   );
 }
 
-async function exists(path: string): Promise<boolean> {
+async function existsOrFail(path: string): Promise<boolean> {
   try {
-    await lstat(path);
-    return true;
+    return await pathExists(path);
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return false;
     throw new CliError(`cannot access ${path}: ${(error as Error).message}`, ExitCode.keyFile);
   }
 }

@@ -17,7 +17,6 @@ import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.
 import { IdentityFileError } from "../lib/identity_file.ts";
 import { TrustStoreError } from "../lib/trust_store.ts";
 
-
 /**
  * Builds the commander program with every sub-command.
  *

@@ -8,33 +8,19 @@
  * @module
  */
 
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import process from "node:process";
 import { DEFAULT_PORT, Relay } from "../lib/relay.ts";
 import {
   formatServerAddress,
   loadFingerprintList,
-  parseServerAddress,
+  type ServerAddress,
 } from "../lib/trust_store.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
+import { positiveInteger, serverAddress } from "./options.ts";
 
-function parseListen(text: string): { host: string; port: number } {
-  // Port 0 asks the system for a free port; parseServerAddress wants 1..65535.
-  const zero = /^(.*):0$/.exec(text);
-  try {
-    if (zero) return { host: parseServerAddress(`${zero[1]}:1`).host, port: 0 };
-    return parseServerAddress(text);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
-}
-
-function positiveInteger(text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new InvalidArgumentError("expected a positive whole number");
-  }
-  return value;
+function parseListen(text: string): ServerAddress {
+  return serverAddress(text, { allowPortZero: true });
 }
 
 function log(line: string): void {

@@ -85,11 +85,20 @@ async function placeWithoutOverwrite(temporary: string, path: string): Promise<v
     if (!NO_LINK_CODES.has(errorCode(error))) throw error;
   }
   // No hard links here: check then rename, which leaves a small race window.
-  if (await exists(path)) throw alreadyExists(path);
+  if (await pathExists(path)) throw alreadyExists(path);
   await rename(temporary, path);
 }
 
-async function exists(path: string): Promise<boolean> {
+/**
+ * Whether something exists at `path` (a dangling link counts). Errors other
+ * than "not found" are thrown, so a permission problem is not taken for absence.
+ *
+ * @example
+ * ```ts
+ * if (await pathExists(path)) console.log("already there");
+ * ```
+ */
+export async function pathExists(path: string): Promise<boolean> {
   try {
     await lstat(path);
     return true;

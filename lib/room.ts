@@ -359,20 +359,27 @@ export class RoomSession {
     return this.#envelopeTo(member, { kind: "sender-key", state });
   }
 
-  #directFrom(from: number, envelope: Uint8Array, output: RoomOutput): void {
+  /** The member `from` if it may send to us; otherwise warns and returns undefined. */
+  #trustedSender(from: number, what: string, output: RoomOutput): MemberState | undefined {
     const member = this.#members.get(from);
     if (member === undefined) {
       output.events.push({
         type: "warning",
         code: "unknown-member",
-        text: `ignoring an envelope from unknown member ${from}`,
+        text: `ignoring ${what} from unknown member ${from}`,
       });
-      return;
+      return undefined;
     }
     if (!member.info.trusted) {
       this.#warnUntrusted(member, output);
-      return;
+      return undefined;
     }
+    return member;
+  }
+
+  #directFrom(from: number, envelope: Uint8Array, output: RoomOutput): void {
+    const member = this.#trustedSender(from, "an envelope", output);
+    if (member === undefined) return;
     let content: ReturnType<typeof decodePairwiseContent>;
     try {
       content = decodePairwiseContent(openEnvelope({
@@ -422,20 +429,8 @@ export class RoomSession {
   }
 
   #deliver(from: number, message: Uint8Array, output: RoomOutput): void {
-    const member = this.#members.get(from);
-    if (member === undefined) {
-      output.events.push({
-        type: "warning",
-        code: "unknown-member",
-        text: `ignoring a message from unknown member ${from}`,
-      });
-      return;
-    }
-    if (!member.info.trusted) {
-      this.#warnUntrusted(member, output);
-      return;
-    }
-    this.#decrypt(member, message, output, false);
+    const member = this.#trustedSender(from, "a message", output);
+    if (member) this.#decrypt(member, message, output, false);
   }
 
   #decrypt(
