@@ -10,7 +10,12 @@
 
 import { createServer, type Server, type Socket } from "node:net";
 import { type Announcement, verifyAnnouncement } from "./announcement.ts";
-import { acceptHandshake, DEFAULT_HANDSHAKE_TIMEOUT_MS, type SecureChannel } from "./channel.ts";
+import {
+  acceptHandshake,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  MAX_RECORD_BYTES,
+  type SecureChannel,
+} from "./channel.ts";
 import { NetworkError, socketErrorText } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import {
@@ -73,6 +78,8 @@ export class Relay {
   #options: RelayOptions;
   #rooms = new Map<string, Room>();
   #sockets = new Set<Socket>();
+  /** Every connection past its handshake, joined or not: close() must reach them all. */
+  #channels = new Set<SecureChannel>();
   #nextMemberId = 1;
   #log: (line: string) => void;
 
@@ -138,15 +145,13 @@ export class Relay {
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
-      for (const room of this.#rooms.values()) {
-        for (const member of room.members.values()) {
-          member.channel.send(encodeRecord({
-            type: "error",
-            code: RelayErrorCode.shuttingDown,
-            message: "relay is shutting down",
-          }));
-          member.channel.close();
-        }
+      for (const channel of this.#channels) {
+        channel.send(encodeRecord({
+          type: "error",
+          code: RelayErrorCode.shuttingDown,
+          message: "relay is shutting down",
+        }));
+        channel.close();
       }
       for (const socket of this.#sockets) socket.destroy();
     });
@@ -170,6 +175,7 @@ export class Relay {
       return;
     }
     this.#sockets.delete(socket);
+    this.#channels.add(channel);
     const allow = this.#options.allow;
     if (allow && !allow.has(channel.remoteFingerprint)) {
       this.#log(`refused ${peer} ${channel.remoteFingerprint}: not on the allow list`);
@@ -178,12 +184,15 @@ export class Relay {
         RelayErrorCode.notAllowed,
         "your fingerprint is not on this relay's allow list",
       );
+      channel.onClose = () => this.#channels.delete(channel);
       channel.start();
       return;
     }
     this.#log(`connected ${peer} ${channel.remoteFingerprint}`);
     let member: Member | undefined;
     channel.onRecord = (bytes) => {
+      // Once refused, the rest of the batch (a join, a publish) must not be acted on.
+      if (channel.closed) return;
       let record: RelayRecord;
       try {
         record = decodeRecord(bytes);
@@ -207,6 +216,7 @@ export class Relay {
       this.#route(member, record);
     };
     channel.onClose = (error) => {
+      this.#channels.delete(channel);
       if (member) this.#leave(member);
       const reason = error ? `: ${error.message}` : "";
       this.#log(`disconnected ${peer} ${channel.remoteFingerprint}${reason}`);
@@ -257,11 +267,17 @@ export class Relay {
       announcement: announcementBytes.slice(),
     };
     const member: Member = { memberId, channel, room, nick: announcement.nick, entry };
-    channel.send(encodeRecord({
+    const welcome = encodeRecord({
       type: "welcome",
       memberId,
       members: [...room.members.values()].map((other) => other.entry),
-    }));
+    });
+    // About 960 members fill one record; sending more would throw out of the socket handler.
+    if (welcome.length > MAX_RECORD_BYTES) {
+      this.#refuse(channel, RelayErrorCode.overloaded, `room "${room.name}" is full`);
+      return undefined;
+    }
+    channel.send(welcome);
     const joined = encodeRecord({ type: "memberJoined", member: entry });
     for (const other of room.members.values()) this.#deliver(other, joined);
     room.members.set(memberId, member);

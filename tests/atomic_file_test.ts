@@ -139,12 +139,16 @@ Deno.test("readers and kill -9 only ever see a whole old or whole new file", asy
       const errors = new Response(child.stderr).text();
       // Read while the child rewrites the file; every read must be one complete version.
       const versions = new Set<number>();
-      for (let read = 0; read < 150 && versions.size < 6; read++) {
-        const seen = checkVersion(new Uint8Array(await readFile(path)));
-        if (seen >= start) versions.add(seen);
-        await new Promise((resolve) => setTimeout(resolve, 5));
+      try {
+        for (let read = 0; read < 150 && versions.size < 6; read++) {
+          const seen = checkVersion(new Uint8Array(await readFile(path)));
+          if (seen >= start) versions.add(seen);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      } finally {
+        // Also on a failed read, so the writer does not outlive the test.
+        child.kill("SIGKILL");
       }
-      child.kill("SIGKILL");
       // Only now may stderr be awaited: it ends when the child does.
       assert.ok(versions.size >= 2, `round ${round}: the writer made no progress: ${await errors}`);
       const status = await child.status;
