@@ -36,7 +36,7 @@ import { knownPeersPath, knownServersPath } from "./paths.ts";
 /** Parsed `join` options. */
 interface JoinOptions {
   room: string;
-  nick: string;
+  nick?: string;
   identity?: string;
   serverFingerprint?: string;
   trust?: string;
@@ -71,7 +71,7 @@ export function joinCommand(): Command {
     .description("join a room through a relay; line mode when stdin is not a terminal")
     .argument("<host:port>", "the relay's address", (text: string) => serverAddress(text))
     .option("--room <name>", "room to join", "lobby")
-    .option("--nick <name>", "your nick in the room (default: $USER)", defaultNick())
+    .option("--nick <name>", "your nick in the room (default: $USER)")
     .option("--identity <path>", "identity file (default: created under $SECURECHAT_HOME)")
     .option(
       "--server-fingerprint <fp>",
@@ -127,6 +127,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   const output = new JoinOutput({ json: options.json === true });
   const roomProblem = validateRoom(options.room);
   if (roomProblem) throw new CliError(`--room: ${roomProblem}`, ExitCode.usage);
+  options.nick ??= defaultNick();
   const nickProblem = validateNick(options.nick);
   if (nickProblem) throw new CliError(`--nick: ${nickProblem}`, ExitCode.usage);
   const identity = await loadOrCreateIdentity({

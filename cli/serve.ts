@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import process from "node:process";
 import { DEFAULT_PORT, Relay } from "../lib/relay.ts";
 import {
@@ -38,10 +38,11 @@ function log(line: string): void {
 export function serveCommand(): Command {
   return new Command("serve")
     .description("run a relay that routes end-to-end encrypted rooms (it cannot read them)")
-    .option("--listen <host:port>", "address to listen on; port 0 picks a free port", parseListen, {
-      host: "127.0.0.1",
-      port: DEFAULT_PORT,
-    })
+    .addOption(
+      new Option("--listen <host:port>", "address to listen on; port 0 picks a free port")
+        .argParser(parseListen)
+        .default({ host: "127.0.0.1", port: DEFAULT_PORT }, `127.0.0.1:${DEFAULT_PORT}`),
+    )
     .option("--identity <path>", "relay identity file (default: created under $SECURECHAT_HOME)")
     .option("--allow <file>", "admit only the client fingerprints listed in this file")
     .option(

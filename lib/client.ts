@@ -315,8 +315,13 @@ export class ChatClient {
 
   #publish(texts: string[]): Promise<number> {
     if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
+    let message: Uint8Array;
+    try {
+      message = this.#session.encryptTexts(texts);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const id = this.#nextPublishId++;
-    const message = this.#session.encryptTexts(texts);
     this.#channel.send(encodeRecord({ type: "publish", id, message }));
     return new Promise((resolve, reject) => this.#acks.set(id, { resolve, reject }));
   }

@@ -373,38 +373,12 @@ export class InboundSenderKey {
     skipped: number;
   } {
     const { context, message } = options;
-    if (context.length > 0xffff) throw new RangeError("context is longer than 65535 bytes");
-    const { header, ciphertext } = parse(message);
-    const body = message.subarray(0, message.length - SIGNATURE_LENGTH);
-    const signature = message.subarray(message.length - SIGNATURE_LENGTH);
-
     // The signature comes first: nothing unauthenticated may touch the state.
-    const signed = new Uint8Array(
-      SIGNATURE_DOMAIN.length + 2 + context.length + KEY_LENGTH + body.length,
-    );
-    let at = 0;
-    signed.set(SIGNATURE_DOMAIN, at);
-    at += SIGNATURE_DOMAIN.length;
-    signed[at] = context.length >>> 8;
-    signed[at + 1] = context.length & 0xff;
-    at += 2;
-    signed.set(context, at);
-    at += context.length;
-    signed.set(this.#senderPublicKey, at);
-    at += KEY_LENGTH;
-    signed.set(body, at);
-    let valid = false;
-    try {
-      valid = ed25519.verify(signature, signed, this.#senderPublicKey, { zip215: false });
-    } catch {
-      valid = false;
-    }
-    if (!valid) {
-      throw new GroupMessageError(
-        "forged",
-        "group message signature does not match the sender or room; message dropped",
-      );
-    }
+    const { header, ciphertext } = verifyGroupMessage({
+      senderPublicKey: this.#senderPublicKey,
+      context,
+      message,
+    });
 
     if (header.epoch !== this.#epoch) {
       throw new GroupMessageError(
@@ -457,6 +431,55 @@ export class InboundSenderKey {
     this.#iteration = header.iteration + 1;
     return { plaintext, epoch: header.epoch, iteration: header.iteration, skipped };
   }
+}
+
+/**
+ * Parses a group message and verifies its signature with the sender's
+ * identity key and the room context, without any sender key state. Throws
+ * {@linkcode GroupMessageError} (`malformed` or `forged`).
+ *
+ * @example
+ * ```ts
+ * const { header } = verifyGroupMessage({ senderPublicKey, context: groupContext("ops"), message });
+ * ```
+ */
+export function verifyGroupMessage(options: {
+  senderPublicKey: Uint8Array;
+  context: Uint8Array;
+  message: Uint8Array;
+}): { header: GroupMessageHeader; ciphertext: Uint8Array } {
+  const { senderPublicKey, context, message } = options;
+  if (context.length > 0xffff) throw new RangeError("context is longer than 65535 bytes");
+  const parsed = parse(message);
+  const body = message.subarray(0, message.length - SIGNATURE_LENGTH);
+  const signature = message.subarray(message.length - SIGNATURE_LENGTH);
+  const signed = new Uint8Array(
+    SIGNATURE_DOMAIN.length + 2 + context.length + KEY_LENGTH + body.length,
+  );
+  let at = 0;
+  signed.set(SIGNATURE_DOMAIN, at);
+  at += SIGNATURE_DOMAIN.length;
+  signed[at] = context.length >>> 8;
+  signed[at + 1] = context.length & 0xff;
+  at += 2;
+  signed.set(context, at);
+  at += context.length;
+  signed.set(senderPublicKey, at);
+  at += KEY_LENGTH;
+  signed.set(body, at);
+  let valid = false;
+  try {
+    valid = ed25519.verify(signature, signed, senderPublicKey, { zip215: false });
+  } catch {
+    valid = false;
+  }
+  if (!valid) {
+    throw new GroupMessageError(
+      "forged",
+      "group message signature does not match the sender or room; message dropped",
+    );
+  }
+  return parsed;
 }
 
 function parse(bytes: Uint8Array): { header: GroupMessageHeader; ciphertext: Uint8Array } {

@@ -28,7 +28,7 @@ import { BuildError, CONFIG, DIST, ENTRY, formatSize, main, plain, ROOT, run } f
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 /** Oldest Node whose SEA support takes `useCodeCache`. */
-const MIN_NODE = [20, 12] as const;
+const MIN_NODE = [20, 6] as const;
 
 const POSTJECT = join(ROOT, "node_modules", "postject", "dist", "cli.js");
 
@@ -136,7 +136,8 @@ async function makeExecutable({ node, script, executable, work }: ExecutableOpti
       main: script,
       output: blob,
       disableExperimentalSEAWarning: true,
-      // Compiles the script at build time: start-up skips parsing the bundle.
+      // Compiles the script at build time: start-up skips parsing the bundle. Node does not
+      // support import() with it; tests/build_test.ts checks the bundle has none.
       useCodeCache: true,
     }),
   );

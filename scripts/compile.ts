@@ -20,9 +20,9 @@
  * @module
  */
 
-import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
-import { BuildError, CONFIG, DIST, ENTRY, formatSize, main, plain, run } from "./common.ts";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { BuildError, CONFIG, DIST, ENTRY, formatSize, main, plain, ROOT, run } from "./common.ts";
 
 /** The cross targets of `--all`, as `deno compile --target` names them. */
 const TARGETS = [
@@ -51,7 +51,11 @@ await main("compile", async () => {
 
 async function compile({ target, output }: { target: string; output: string }): Promise<void> {
   // Type checking is `deno check`'s job; here it would only hide the packaging result.
-  await rm(output, { force: true });
+  // Compile beside the target and rename on success: a failed compile must not
+  // destroy dist/securechat from `deno task build`, and deno compile refuses to
+  // overwrite a file that it did not make.
+  const partial = output.replace(/(\.exe)?$/, ".compiling$1");
+  await rm(partial, { force: true });
   const result = await run(Deno.execPath(), [
     "compile",
     "--quiet",
@@ -62,12 +66,13 @@ async function compile({ target, output }: { target: string; output: string }): 
     "--target",
     target,
     "--output",
-    output,
+    partial,
     ENTRY,
   ], { env: { NO_COLOR: "1", RUST_BACKTRACE: "0" } });
   if (result.code === 0) {
+    await rename(partial, output);
     const size = (await Deno.stat(output)).size;
-    console.log(`compile: ${output}: ${target}, ${formatSize(size)}`);
+    console.log(`compile: ${relative(ROOT, output)}: ${target}, ${formatSize(size)}`);
     return;
   }
   const stderr = plain(result.stderr);
