@@ -14,6 +14,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { validateNick, validateRoom } from "../lib/announcement.ts";
 import { ChatClient } from "../lib/client.ts";
+import { type ConnectionHandlers, ReconnectingClient } from "../lib/reconnecting_client.ts";
 import { MAX_TEXT_BYTES } from "../lib/content.ts";
 import { AuthenticationError, NetworkError } from "../lib/errors.ts";
 import { fingerprintsEqual, parseFingerprint } from "../lib/fingerprint.ts";
@@ -141,27 +142,58 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   const peers = new PeerTrust(await KnownPeers.load(knownPeersPath()));
   const interactive = process.stdin.isTTY === true && !options.json;
   const session = new JoinSession({ address, options, identity, output, peers, interactive });
-  const client = await ChatClient.connect({
-    host: address.host,
-    port: address.port,
-    identity,
-    room: options.room,
-    nick: options.nick,
-    verifyRelay: (relay) =>
-      verifyRelay({ address, relay, pinned: options.serverFingerprint, knownServers, output }),
-    isTrusted: trust ? ({ fingerprint }) => trust.has(fingerprint) : undefined,
-    onEvent: (event) => session.handle(event),
-    onClose: (error) => session.connectionClosed(error),
-  });
-  output.notice(
-    "welcome",
-    `joined room "${client.room}" as ${client.nick} (${identity.fingerprint}); ${client.members().length} other member(s)`,
-    { room: client.room, nick: client.nick, fingerprint: identity.fingerprint },
-  );
-  session.release();
+  const connect = (handlers: ConnectionHandlers) =>
+    ChatClient.connect({
+      host: address.host,
+      port: address.port,
+      identity,
+      room: options.room,
+      nick: options.nick!,
+      verifyRelay: (relay) =>
+        verifyRelay({ address, relay, pinned: options.serverFingerprint, knownServers, output }),
+      isTrusted: trust ? ({ fingerprint }) => trust.has(fingerprint) : undefined,
+      ...handlers,
+    });
+  const welcome = (client: ChatClient, verb: string) =>
+    output.notice(
+      "welcome",
+      `${verb} room "${client.room}" as ${client.nick} (${identity.fingerprint}); ` +
+        `${client.members().length} other member(s)`,
+      { room: client.room, nick: client.nick, fingerprint: identity.fingerprint },
+    );
   try {
-    if (interactive) await runInteractive({ client, output, done: session.done });
-    else await session.runLineMode(client);
+    if (interactive) {
+      const client = await connect({
+        onEvent: (event) => session.handle(event),
+        onClose: (error) => session.connectionClosed(error),
+      });
+      welcome(client, "joined");
+      session.release();
+      await runInteractive({ client, output, done: session.done });
+      return;
+    }
+    const member = await ReconnectingClient.start({
+      connect,
+      reconnect: options.stay === true,
+      onEvent: (event) => session.handle(event),
+      onStatus: (status) => {
+        if (status.type === "reconnected") welcome(status.client, "reconnected: joined");
+        else {
+          const verb = status.type === "disconnected"
+            ? "connection to the relay lost"
+            : "reconnecting failed";
+          output.notice(
+            "warning",
+            `${verb}: ${status.error.message}; reconnecting in ${status.retryInMs / 1000} s`,
+            { code: status.type },
+          );
+        }
+      },
+      onEnd: (error) => session.connectionClosed(error),
+    });
+    welcome(member.client!, "joined");
+    session.release();
+    await session.runLineMode(member);
   } finally {
     await peers.settled();
   }
@@ -311,7 +343,7 @@ class JoinSession {
   }
 
   /** Line mode: stdin lines out, received messages to stdout. */
-  async runLineMode(client: ChatClient): Promise<void> {
+  async runLineMode(member: ReconnectingClient): Promise<void> {
     const { output, options } = this.#options;
     const sends: Promise<void>[] = [];
     let unsent = 0;
@@ -324,7 +356,7 @@ class JoinSession {
       batch = [];
       if (texts.length === 0) return;
       sends.push(
-        client.send(texts).then(
+        member.send(texts).then(
           (recipients) => {
             if (recipients.some((count) => count === 0)) {
               output.notice(
@@ -335,7 +367,10 @@ class JoinSession {
           },
           (error: Error) => {
             unsent += texts.length;
-            output.notice("error", `${texts.length} line(s) not delivered: ${error.message}`);
+            output.notice(
+              "error",
+              `${texts.length} line(s) not confirmed as delivered: ${error.message}`,
+            );
           },
         ),
       );
@@ -359,27 +394,43 @@ class JoinSession {
       }
     });
     const stdinDone = new Promise<void>((resolve) => lines.once("close", () => resolve()));
+    let signaled = false;
+    const stop = () => {
+      signaled = true;
+      this.#finish();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
     const waitForMore = options.stay === true || options.count !== undefined;
-    const ended = waitForMore ? this.done : Promise.race([stdinDone, this.done]);
     try {
-      await ended;
-      if (!waitForMore) flush();
-      await Promise.all(sends);
-    } catch (error) {
+      await (waitForMore ? this.done : Promise.race([stdinDone, this.done]));
       lines.close();
-      throw connectionLost(error as Error, client.unacknowledged + unsent);
+      flush();
+      // Acknowledgements take milliseconds; a relay that never sends them must not hang us.
+      await withinMs(Promise.all(sends), signaled ? 3_000 : 30_000);
+    } catch (error) {
+      throw connectionLost(error as Error, member.pending + unsent);
     } finally {
       lines.close();
       process.stdin.destroy();
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      await member.close();
+      await Promise.all(sends);
     }
-    await client.close();
     if (unsent > 0) {
       throw new CliError(
-        `${unsent} line(s) were not delivered (see the errors above)`,
+        `${unsent} line(s) were not confirmed as delivered (see above)`,
         ExitCode.undelivered,
       );
     }
   }
+}
+
+function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  return Promise.race([work.then(() => {}), timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -1,0 +1,225 @@
+/**
+ * Keeps a member in its room across relay restarts: when the connection
+ * drops it reconnects with exponential backoff, runs the full handshake
+ * again (with the same relay check), rejoins with a fresh announcement and
+ * sender key, and sends what was queued while it was away.
+ *
+ * Nothing is lost silently: texts queued while disconnected are sent after
+ * reconnecting or rejected when the queue is full; texts that were in flight
+ * when the connection dropped reject, because the relay never acknowledged
+ * them, and the caller reports them as not confirmed.
+ *
+ * @module
+ */
+
+import type { ChatClient } from "./client.ts";
+import { AuthenticationError, NetworkError } from "./errors.ts";
+import type { MemberInfo, RoomEvent } from "./room.ts";
+
+/** Handlers a connection attempt must wire into the new {@linkcode ChatClient}. */
+export interface ConnectionHandlers {
+  onEvent: (event: RoomEvent) => void;
+  onClose: (error?: Error) => void;
+}
+
+/** What {@linkcode ReconnectingClient} reports about its connection. */
+export type ConnectionStatus =
+  | { type: "disconnected"; error: Error; retryInMs: number }
+  | { type: "retry-failed"; error: Error; retryInMs: number }
+  | { type: "reconnected"; attempts: number; client: ChatClient };
+
+/** Options for {@linkcode ReconnectingClient.start}. */
+export interface ReconnectingClientOptions {
+  /** Opens one connection and joins; must pass `handlers` to `ChatClient.connect`. */
+  connect: (handlers: ConnectionHandlers) => Promise<ChatClient>;
+  /** Room events from every connection, in order. */
+  onEvent: (event: RoomEvent) => void;
+  /** Connection status changes. */
+  onStatus: (status: ConnectionStatus) => void;
+  /** Called once when it stops for good: closed by the caller (no error) or a fatal error. */
+  onEnd: (error?: Error) => void;
+  /** Whether to reconnect after a loss; when false a loss ends it, like a plain client. */
+  reconnect: boolean;
+  /** Texts held while disconnected, at most. Default 10,000. */
+  maxQueuedTexts?: number;
+  /** First retry delay. Default 500 ms. */
+  initialDelayMs?: number;
+  /** Longest retry delay. Default 10 s. */
+  maxDelayMs?: number;
+}
+
+interface QueuedSend {
+  texts: string[];
+  resolve: (recipients: number[]) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * A room membership that survives relay restarts.
+ *
+ * @example
+ * ```ts
+ * const member = await ReconnectingClient.start({
+ *   connect: (handlers) => ChatClient.connect({ ...options, ...handlers }),
+ *   onEvent: show,
+ *   onStatus: (status) => console.error(status.type),
+ *   onEnd: (error) => error && console.error(error.message),
+ * });
+ * await member.send(["still here"]);
+ * ```
+ */
+export class ReconnectingClient {
+  #options: ReconnectingClientOptions;
+  #client?: ChatClient;
+  #queue: QueuedSend[] = [];
+  #queuedTexts = 0;
+  #closing = false;
+  #ended = false;
+  #timer?: ReturnType<typeof setTimeout>;
+
+  private constructor(options: ReconnectingClientOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Connects for the first time; a failure here is thrown, not retried.
+   *
+   * @example
+   * ```ts
+   * const member = await ReconnectingClient.start(options);
+   * ```
+   */
+  static async start(options: ReconnectingClientOptions): Promise<ReconnectingClient> {
+    const member = new ReconnectingClient(options);
+    member.#client = await options.connect(member.#handlers());
+    return member;
+  }
+
+  /** The current connection, if any. @example `member.client?.members()` */
+  get client(): ChatClient | undefined {
+    return this.#client;
+  }
+
+  /** The other members on the current connection. @example `member.members()` */
+  members(): MemberInfo[] {
+    return this.#client?.members() ?? [];
+  }
+
+  /** Sent texts not yet acknowledged, plus texts queued while disconnected. @example `member.pending` */
+  get pending(): number {
+    return (this.#client?.unacknowledged ?? 0) + this.#queuedTexts;
+  }
+
+  #handlers(): ConnectionHandlers {
+    let open = true;
+    return {
+      onEvent: (event) => this.#options.onEvent(event),
+      onClose: (error) => {
+        if (!open) return;
+        open = false;
+        this.#client = undefined;
+        this.#lost(error);
+      },
+    };
+  }
+
+  #lost(error?: Error): void {
+    if (this.#closing || this.#ended) return this.#end();
+    const reason = error ?? new NetworkError("the relay closed the connection");
+    if (!this.#options.reconnect) return this.#end(reason);
+    const delay = this.#delay(0);
+    this.#options.onStatus({ type: "disconnected", error: reason, retryInMs: delay });
+    this.#schedule(1, delay);
+  }
+
+  #delay(attempt: number): number {
+    const initial = this.#options.initialDelayMs ?? 500;
+    const max = this.#options.maxDelayMs ?? 10_000;
+    return Math.min(max, initial * 2 ** attempt);
+  }
+
+  #schedule(attempt: number, delay: number): void {
+    this.#timer = setTimeout(() => this.#retry(attempt), delay);
+  }
+
+  async #retry(attempt: number): Promise<void> {
+    if (this.#closing) return this.#end();
+    try {
+      this.#client = await this.#options.connect(this.#handlers());
+    } catch (error) {
+      if (error instanceof AuthenticationError) {
+        // A different relay key now: never fall back to talking to it.
+        this.#failQueue(error);
+        return this.#end(error);
+      }
+      const delay = this.#delay(attempt);
+      this.#options.onStatus({ type: "retry-failed", error: error as Error, retryInMs: delay });
+      this.#schedule(attempt + 1, delay);
+      return;
+    }
+    if (this.#closing) {
+      await this.#client.close();
+      return;
+    }
+    this.#options.onStatus({ type: "reconnected", attempts: attempt, client: this.#client });
+    this.#flushQueue();
+  }
+
+  #flushQueue(): void {
+    const queued = this.#queue.splice(0);
+    this.#queuedTexts = 0;
+    for (const item of queued) this.send(item.texts).then(item.resolve, item.reject);
+  }
+
+  #failQueue(error: Error): void {
+    for (const item of this.#queue.splice(0)) item.reject(error);
+    this.#queuedTexts = 0;
+  }
+
+  #end(error?: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.#failQueue(error ?? new NetworkError("closed before these could be sent"));
+    this.#options.onEnd(error);
+  }
+
+  /**
+   * Sends texts now, or queues them until the next connection. Resolves
+   * with the recipients of each group message once the relay acknowledged
+   * it; rejects if the queue is full, the connection drops before the
+   * acknowledgement, or the member stops for good.
+   *
+   * @example
+   * ```ts
+   * await member.send(["line"]);
+   * ```
+   */
+  send(texts: string[]): Promise<number[]> {
+    if (this.#ended) return Promise.reject(new NetworkError("no longer connected"));
+    if (this.#client) return this.#client.send(texts);
+    const limit = this.#options.maxQueuedTexts ?? 10_000;
+    if (this.#queuedTexts + texts.length > limit) {
+      return Promise.reject(
+        new NetworkError(`disconnected, and ${limit} lines are already waiting to be sent`),
+      );
+    }
+    this.#queuedTexts += texts.length;
+    return new Promise((resolve, reject) => this.#queue.push({ texts, resolve, reject }));
+  }
+
+  /**
+   * Stops reconnecting and closes the current connection.
+   *
+   * @example
+   * ```ts
+   * await member.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearTimeout(this.#timer);
+    if (this.#client) await this.#client.close();
+    else this.#end();
+  }
+}
