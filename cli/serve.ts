@@ -10,7 +10,7 @@
 
 import { Command, Option } from "commander";
 import process from "node:process";
-import { DEFAULT_PORT, Relay } from "../lib/relay.ts";
+import { DEFAULT_PORT, Relay, RELAY_LIMIT_DEFAULTS as LIMITS } from "../lib/relay.ts";
 import {
   formatServerAddress,
   loadFingerprintList,
@@ -49,14 +49,49 @@ export function serveCommand(): Command {
       "--handshake-timeout <seconds>",
       "drop clients that have not finished the handshake",
       positiveInteger,
-      10,
+      LIMITS.handshakeTimeoutMs / 1000,
     )
-    .option("--max-connections <n>", "connections open at once", positiveInteger, 11_024)
+    .option(
+      "--max-connections <n>",
+      "connections open at once",
+      positiveInteger,
+      LIMITS.maxConnections,
+    )
+    .option(
+      "--max-connections-per-address <n>",
+      "connections open at once from one IP address (IPv6: one /64)",
+      positiveInteger,
+      LIMITS.maxConnectionsPerAddress,
+    )
+    .option(
+      "--max-pending-handshakes <n>",
+      "connections still in their handshake; when full, the oldest idle one is closed",
+      positiveInteger,
+      LIMITS.maxPendingHandshakes,
+    )
     .option(
       "--max-queue <mib>",
       "MiB queued for one slow member before it is dropped",
       positiveInteger,
-      16,
+      LIMITS.maxQueuedBytesPerConnection / (1024 * 1024),
+    )
+    .option(
+      "--rate-limit <records-per-second>",
+      "records one connection may send per second, sustained; faster ones are dropped",
+      positiveInteger,
+      LIMITS.rateLimitPerSecond,
+    )
+    .option(
+      "--rate-burst <n>",
+      "records one connection may send at once above --rate-limit",
+      positiveInteger,
+      LIMITS.rateBurst,
+    )
+    .option(
+      "--max-room-members <n>",
+      "members in one room",
+      positiveInteger,
+      LIMITS.maxRoomMembers,
     )
     .action(async (options) => {
       const identity = await loadOrCreateIdentity({ path: options.identity, notice: log });
@@ -69,7 +104,12 @@ export function serveCommand(): Command {
         log,
         handshakeTimeoutMs: options.handshakeTimeout * 1000,
         maxConnections: options.maxConnections,
+        maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+        maxPendingHandshakes: options.maxPendingHandshakes,
         maxQueuedBytesPerConnection: options.maxQueue * 1024 * 1024,
+        rateLimitPerSecond: options.rateLimit,
+        rateBurst: options.rateBurst,
+        maxRoomMembers: options.maxRoomMembers,
       });
       // Handlers go in before the address is printed: whoever reads it may signal at once.
       const stopped = new Promise<void>((resolve) => {

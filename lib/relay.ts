@@ -18,6 +18,7 @@ import {
 } from "./channel.ts";
 import { NetworkError, socketErrorText } from "./errors.ts";
 import type { Identity } from "./identity.ts";
+import { TokenBucket } from "./rate_limit.ts";
 import {
   decodeRecord,
   encodeRecord,
@@ -38,16 +39,66 @@ export interface RelayOptions {
   allow?: ReadonlySet<string>;
   /** Receives one line per connection event; never message content. */
   log?: (line: string) => void;
-  /** Deadline for a client's handshake. Default 10 s. */
+  /** Deadline for a client's handshake, from accept to its last message. Default 10 s. */
   handshakeTimeoutMs?: number;
-  /** Connections open at once, all addresses together. Default 10,000 + 1,024. */
+  /**
+   * Connections open at once, all addresses together, in their handshake or
+   * past it. Default 11,024.
+   */
   maxConnections?: number;
+  /**
+   * Connections open at once from one IP address (IPv6: one /64 network).
+   * Default 64.
+   */
+  maxConnectionsPerAddress?: number;
+  /** Connections still in their handshake, all addresses together. Default 256. */
+  maxPendingHandshakes?: number;
   /** Bytes queued for one member before the relay drops it as too slow. Default 16 MiB. */
   maxQueuedBytesPerConnection?: number;
+  /** Records per second one connection may send, sustained. Default 200. */
+  rateLimitPerSecond?: number;
+  /** Records one connection may send at once above the sustained rate. Default 1,000. */
+  rateBurst?: number;
+  /**
+   * Members in one room. Default 960, the most whose welcome record always
+   * fits in one record whatever their nicks; a larger value is still capped
+   * by that record size.
+   */
+  maxRoomMembers?: number;
 }
+
+/**
+ * Every relay limit's default, by {@linkcode RelayOptions} name; README.md
+ * and PROTOCOL.md ("Limits") list them with the `serve` flag for each.
+ *
+ * @example
+ * ```ts
+ * RELAY_LIMIT_DEFAULTS.maxPendingHandshakes; // 256
+ * ```
+ */
+export const RELAY_LIMIT_DEFAULTS = {
+  handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  maxConnections: 11_024,
+  maxConnectionsPerAddress: 64,
+  maxPendingHandshakes: 256,
+  maxQueuedBytesPerConnection: 16 * 1024 * 1024,
+  rateLimitPerSecond: 200,
+  rateBurst: 1_000,
+  maxRoomMembers: 960,
+} as const;
+
+type RelayLimits = { -readonly [K in keyof typeof RELAY_LIMIT_DEFAULTS]: number };
 
 /** Default relay port. */
 export const DEFAULT_PORT = 7878;
+
+/**
+ * A connection over a cap waits until arrivals have paused this long, so
+ * that the first bytes of a burst are in before anyone is chosen to go...
+ */
+const TRIM_QUIET_MS = 10;
+/** ...but never longer than this. */
+const TRIM_LATEST_MS = 100;
 
 interface Member {
   memberId: number;
@@ -55,6 +106,26 @@ interface Member {
   room: Room;
   nick: string;
   entry: MemberEntry;
+  /** Set when the relay drops it; nothing more is queued for it. */
+  dropped: boolean;
+}
+
+/** One accepted TCP connection, counted against the caps until its socket closes. */
+interface Connection {
+  socket: Socket;
+  /** `host:port`, for logs. */
+  peer: string;
+  /** What the per-address cap counts: the IP address, or an IPv6 address's /64. */
+  address: string;
+  /** Closed by the relay to make room for a newer connection. */
+  evicted: boolean;
+  released: boolean;
+}
+
+/** Connections from one address; `pending` is in accept order, oldest first. */
+interface AddressCount {
+  connections: number;
+  pending: Set<Connection>;
 }
 
 interface Room {
@@ -76,17 +147,28 @@ export class Relay {
   #server: Server;
   #identity: Identity;
   #options: RelayOptions;
+  #limits: RelayLimits;
   #rooms = new Map<string, Room>();
-  #sockets = new Set<Socket>();
+  /** Connections still in their handshake, oldest first (including those waiting to start). */
+  #pending = new Set<Connection>();
+  /** Connections over a cap, waiting for #trim to start or close them. */
+  #waiting = new Set<Connection>();
+  #trimTimer?: ReturnType<typeof setTimeout>;
+  #trimDeadline?: number;
+  /** Open connections per address (see {@linkcode addressKey}). */
+  #addresses = new Map<string, AddressCount>();
+  #connectionCount = 0;
   /** Every connection past its handshake, joined or not: close() must reach them all. */
   #channels = new Set<SecureChannel>();
   #nextMemberId = 1;
+  #closing = false;
   #log: (line: string) => void;
 
-  private constructor(server: Server, options: RelayOptions) {
+  private constructor(server: Server, options: RelayOptions, limits: RelayLimits) {
     this.#server = server;
     this.#identity = options.identity;
     this.#options = options;
+    this.#limits = limits;
     this.#log = options.log ?? (() => {});
   }
 
@@ -102,15 +184,25 @@ export class Relay {
   static listen(options: RelayOptions): Promise<Relay> {
     const host = options.host ?? "127.0.0.1";
     const port = options.port ?? DEFAULT_PORT;
+    let limits: RelayLimits;
+    try {
+      limits = resolveLimits(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const server = createServer({ noDelay: true });
-    const relay = new Relay(server, options);
-    server.maxConnections = options.maxConnections ?? 11_024;
+    const relay = new Relay(server, options, limits);
+    // The caps are enforced in #accept, which logs and can make room; server.maxConnections
+    // would refuse silently, counting sockets this relay has already let go.
     server.on("connection", (socket) => relay.#accept(socket));
     return new Promise((resolve, reject) => {
       server.once("error", (error) => {
         reject(new NetworkError(`cannot listen on ${host}:${port}: ${socketErrorText(error)}`));
       });
-      server.listen({ host, port }, () => {
+      // A deep accept queue: a burst of connections waits for #accept, which
+      // disposes of surplus ones in microseconds, instead of having its SYNs
+      // dropped and retried a second later (the kernel caps this at somaxconn).
+      server.listen({ host, port, backlog: 4096 }, () => {
         server.on("error", (error) => relay.#log(`listener error: ${socketErrorText(error)}`));
         resolve(relay);
       });
@@ -135,6 +227,19 @@ export class Relay {
   }
 
   /**
+   * Connections counted against the caps, for diagnostics: all open ones,
+   * and those still in their handshake.
+   *
+   * @example
+   * ```ts
+   * const { open, pendingHandshakes } = relay.connectionCounts();
+   * ```
+   */
+  connectionCounts(): { open: number; pendingHandshakes: number } {
+    return { open: this.#connectionCount, pendingHandshakes: this.#pending.size };
+  }
+
+  /**
    * Stops accepting, closes every connection and resolves when the listener is closed.
    *
    * @example
@@ -143,6 +248,8 @@ export class Relay {
    * ```
    */
   close(): Promise<void> {
+    this.#closing = true;
+    clearTimeout(this.#trimTimer);
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       for (const channel of this.#channels) {
@@ -153,28 +260,185 @@ export class Relay {
         }));
         channel.close();
       }
-      for (const socket of this.#sockets) socket.destroy();
+      for (const connection of this.#pending) connection.socket.destroy();
     });
   }
 
-  async #accept(socket: Socket): Promise<void> {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.#sockets.add(socket);
+  /**
+   * Counts a new connection against the caps. Within them, its handshake
+   * starts at once. Over one, it waits for {@linkcode Relay.#trim}, which
+   * decides who gives way once everyone's first bytes have had time to
+   * arrive. It is refused here, before any crypto, only when no pending
+   * handshake could give way to it. The policy is in PROTOCOL.md, Limits.
+   */
+  #accept(socket: Socket): void {
     socket.on("error", () => {});
-    socket.on("close", () => this.#sockets.delete(socket));
+    const host = socket.remoteAddress;
+    // Reset before it was accepted: nothing left to serve or to count.
+    if (host === undefined || this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const peer = `${host}:${socket.remotePort}`;
+    const address = addressKey(host);
+    const refusal = this.#refusal(address);
+    if (refusal !== undefined) {
+      this.#log(`refused ${peer}: ${refusal}`);
+      socket.destroy();
+      return;
+    }
+    this.#makeWaitingRoom(address);
+    const connection: Connection = { socket, peer, address, evicted: false, released: false };
+    let count = this.#addresses.get(address);
+    if (count === undefined) {
+      count = { connections: 0, pending: new Set() };
+      this.#addresses.set(address, count);
+    }
+    count.connections++;
+    count.pending.add(connection);
+    this.#pending.add(connection);
+    this.#connectionCount++;
+    socket.once("close", () => this.#release(connection));
+    const limits = this.#limits;
+    const overCap = count.connections > limits.maxConnectionsPerAddress ||
+      this.#connectionCount > limits.maxConnections ||
+      this.#pending.size > limits.maxPendingHandshakes;
+    if (overCap) {
+      this.#wait(connection);
+    } else {
+      this.#serve(connection);
+    }
+  }
+
+  /** Why a newcomer from `address` may not even wait for a slot, or undefined. */
+  #refusal(address: string): string | undefined {
+    const limits = this.#limits;
+    const count = this.#addresses.get(address);
+    if (
+      count !== undefined && count.connections >= limits.maxConnectionsPerAddress &&
+      count.pending.size === 0
+    ) {
+      return `${count.connections} connections from ${address} are open ` +
+        `(limit ${limits.maxConnectionsPerAddress} per address)`;
+    }
+    if (this.#connectionCount >= limits.maxConnections && this.#pending.size === 0) {
+      return `${this.#connectionCount} connections are open (limit ${limits.maxConnections})`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Keeps the connections waiting for #trim under maxPendingHandshakes when a
+   * burst outruns it. The newest silent waiter goes, from the newcomer's own
+   * address first: the burst's own latest arrival, not a client that came
+   * before the burst and has yet to be read, nor the newcomer, which may be
+   * the one client arriving after it.
+   */
+  #makeWaitingRoom(address: string): void {
+    const waiting = this.#waiting;
+    if (waiting.size < this.#limits.maxPendingHandshakes) return;
+    const own = [...(this.#addresses.get(address)?.pending ?? [])].filter((c) => waiting.has(c));
+    const all = [...waiting];
+    const victim = newestSilent(own) ?? newestSilent(all) ?? own[0] ?? all[0];
+    this.#evict(victim, `${waiting.size} connections waiting for a handshake slot`);
+  }
+
+  /**
+   * Parks a connection that is over a cap: its socket reads (so its first
+   * bytes are counted) but nothing is answered or computed until the trim,
+   * which runs once arrivals pause for a moment, and soon in any case.
+   */
+  #wait(connection: Connection): void {
+    this.#waiting.add(connection);
+    const now = performance.now();
+    this.#trimDeadline ??= now + TRIM_LATEST_MS;
+    clearTimeout(this.#trimTimer);
+    const delay = Math.max(0, Math.min(TRIM_QUIET_MS, this.#trimDeadline - now));
+    this.#trimTimer = setTimeout(() => this.#trim(), delay);
+  }
+
+  /**
+   * Brings every cap back within its limit by closing pending handshakes,
+   * those that have sent nothing first, oldest first; then starts the
+   * handshakes of the connections that waited and are still here.
+   */
+  #trim(): void {
+    clearTimeout(this.#trimTimer);
+    this.#trimTimer = undefined;
+    this.#trimDeadline = undefined;
+    const limits = this.#limits;
+    const perAddress = `limit ${limits.maxConnectionsPerAddress} connections per address`;
+    for (const address of new Set([...this.#waiting].map((connection) => connection.address))) {
+      const count = this.#addresses.get(address);
+      while (count !== undefined && count.connections > limits.maxConnectionsPerAddress) {
+        const victim = oldestPending(count.pending);
+        if (victim === undefined) break;
+        this.#evict(victim, perAddress);
+      }
+    }
+    while (this.#connectionCount > limits.maxConnections) {
+      const victim = oldestPending(this.#pending);
+      if (victim === undefined) break;
+      this.#evict(victim, `limit ${limits.maxConnections} connections`);
+    }
+    while (this.#pending.size > limits.maxPendingHandshakes) {
+      this.#evict(oldestPending(this.#pending)!, `limit ${limits.maxPendingHandshakes} pending`);
+    }
+    const admitted = [...this.#waiting];
+    this.#waiting.clear();
+    for (const connection of admitted) this.#serve(connection);
+  }
+
+  #evict(connection: Connection, limit: string): void {
+    const sent = connection.socket.bytesRead;
+    this.#log(
+      `dropping ${connection.peer}: handshake unfinished (${sent} bytes received) ` +
+        `and the connection cap is full (${limit})`,
+    );
+    connection.evicted = true;
+    this.#release(connection);
+    connection.socket.destroy();
+  }
+
+  /** Uncounts a connection; runs when its socket closes, or earlier when evicted. */
+  #release(connection: Connection): void {
+    if (connection.released) return;
+    connection.released = true;
+    this.#connectionCount--;
+    this.#pending.delete(connection);
+    this.#waiting.delete(connection);
+    const count = this.#addresses.get(connection.address);
+    if (count === undefined) return;
+    count.pending.delete(connection);
+    if (--count.connections === 0) this.#addresses.delete(connection.address);
+  }
+
+  async #serve(connection: Connection): Promise<void> {
+    const { socket, peer } = connection;
+    const started = performance.now();
     let channel: SecureChannel;
     try {
       channel = await acceptHandshake({
         socket,
         identity: this.#identity,
-        timeoutMs: this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        timeoutMs: this.#limits.handshakeTimeoutMs,
       });
     } catch (error) {
-      this.#log(`handshake failed from ${peer}: ${(error as Error).message}`);
+      if (!connection.evicted && !this.#closing) {
+        const after = Math.round(performance.now() - started);
+        this.#log(
+          `dropping ${peer}: handshake failed after ${after} ms: ${(error as Error).message}`,
+        );
+      }
       socket.destroy();
       return;
     }
-    this.#sockets.delete(socket);
+    if (connection.evicted || this.#closing) {
+      channel.destroy();
+      return;
+    }
+    this.#pending.delete(connection);
+    this.#addresses.get(connection.address)?.pending.delete(connection);
     this.#channels.add(channel);
     const allow = this.#options.allow;
     if (allow && !allow.has(channel.remoteFingerprint)) {
@@ -189,10 +453,28 @@ export class Relay {
       return;
     }
     this.#log(`connected ${peer} ${channel.remoteFingerprint}`);
+    const { rateLimitPerSecond, rateBurst } = this.#limits;
+    const bucket = new TokenBucket({ ratePerSecond: rateLimitPerSecond, burst: rateBurst });
     let member: Member | undefined;
     channel.onRecord = (bytes) => {
       // Once refused, the rest of the batch (a join, a publish) must not be acted on.
-      if (channel.closed) return;
+      if (channel.closed || member?.dropped) return;
+      if (!bucket.take()) {
+        this.#log(
+          `dropping ${peer} ${channel.remoteFingerprint}: over the rate limit ` +
+            `(${rateLimitPerSecond} records/s, burst ${rateBurst})`,
+        );
+        if (member) this.#drop(member);
+        this.#refuse(
+          channel,
+          RelayErrorCode.overloaded,
+          `overloaded: more than ${rateLimitPerSecond} records per second ` +
+            `(burst ${rateBurst}); slow down`,
+        );
+        // Stop reading: the rest of a flood would otherwise be decrypted while the close completes.
+        socket.pause();
+        return;
+      }
       let record: RelayRecord;
       try {
         record = decodeRecord(bytes);
@@ -207,6 +489,7 @@ export class Relay {
       }
       if (member === undefined) {
         if (record.type !== "join") {
+          this.#log(`dropping ${peer}: sent ${record.type} before joining`);
           this.#refuse(channel, RelayErrorCode.notJoined, "send a join record first");
           return;
         }
@@ -252,6 +535,7 @@ export class Relay {
     }
     for (const other of room.members.values()) {
       if (other.nick === announcement.nick) {
+        this.#log(`refused ${peer} join: nick ${announcement.nick} is taken in ${room.name}`);
         this.#refuse(
           channel,
           RelayErrorCode.nickTaken,
@@ -260,27 +544,44 @@ export class Relay {
         return undefined;
       }
     }
+    const full = `room "${room.name}" is full (${room.members.size} members)`;
+    if (room.members.size >= this.#limits.maxRoomMembers) {
+      this.#log(`refused ${peer} join: ${full}`);
+      this.#refuse(channel, RelayErrorCode.overloaded, full);
+      return undefined;
+    }
     const memberId = this.#nextMemberId++;
     const entry: MemberEntry = {
       memberId,
       identityPublicKey: channel.remoteIdentityPublicKey,
       announcement: announcementBytes.slice(),
     };
-    const member: Member = { memberId, channel, room, nick: announcement.nick, entry };
+    const member: Member = {
+      memberId,
+      channel,
+      room,
+      nick: announcement.nick,
+      entry,
+      dropped: false,
+    };
     const welcome = encodeRecord({
       type: "welcome",
       memberId,
       members: [...room.members.values()].map((other) => other.entry),
     });
-    // About 960 members fill one record; sending more would throw out of the socket handler.
+    // 960 members with the longest names fill one record; more would throw out of the socket
+    // handler. Only a maxRoomMembers above the default gets here.
     if (welcome.length > MAX_RECORD_BYTES) {
-      this.#refuse(channel, RelayErrorCode.overloaded, `room "${room.name}" is full`);
+      this.#log(`refused ${peer} join: ${full}`);
+      this.#refuse(channel, RelayErrorCode.overloaded, full);
       return undefined;
     }
     channel.send(welcome);
-    const joined = encodeRecord({ type: "memberJoined", member: entry });
-    for (const other of room.members.values()) this.#deliver(other, joined);
+    // In the room before the others hear of it: if telling one of them drops it (its queue is
+    // full), the newcomer, whose welcome listed it, must get that member's leave notice too.
     room.members.set(memberId, member);
+    const joined = encodeRecord({ type: "memberJoined", member: entry });
+    for (const other of room.members.values()) if (other !== member) this.#deliver(other, joined);
     this.#log(
       `join room=${room.name} nick=${member.nick} member=${memberId} ${channel.remoteFingerprint}`,
     );
@@ -301,7 +602,8 @@ export class Relay {
           this.#deliver(other, deliver);
           recipients++;
         }
-        member.channel.send(encodeRecord({ type: "ack", id: record.id, recipients }));
+        // Through #deliver: a client that publishes and never reads is bounded by its acks too.
+        this.#deliver(member, encodeRecord({ type: "ack", id: record.id, recipients }));
         return;
       }
       case "direct": {
@@ -315,6 +617,7 @@ export class Relay {
         return;
       }
       case "join":
+        this.#log(`dropping member ${member.memberId}: sent a second join`);
         this.#refuse(
           member.channel,
           RelayErrorCode.alreadyJoined,
@@ -332,12 +635,27 @@ export class Relay {
   }
 
   #deliver(member: Member, record: Uint8Array): void {
+    if (member.dropped) return;
     member.channel.send(record);
-    const limit = this.#options.maxQueuedBytesPerConnection ?? 16 * 1024 * 1024;
-    if (member.channel.bufferedBytes > limit) {
-      this.#log(`dropping member ${member.memberId} (${member.nick}): it stopped reading`);
+    if (member.channel.bufferedBytes > this.#limits.maxQueuedBytesPerConnection) {
+      this.#log(
+        `dropping member ${member.memberId} (${member.nick}): it stopped reading ` +
+          `(over ${this.#limits.maxQueuedBytesPerConnection} bytes queued)`,
+      );
+      // destroy() discards the queue; #drop keeps anything more from being queued behind it.
       member.channel.destroy();
+      this.#drop(member);
     }
+  }
+
+  /**
+   * Takes a member out of its room now rather than when its socket reports
+   * the close, so that the rest of this turn neither queues records for it
+   * nor counts it as a recipient.
+   */
+  #drop(member: Member): void {
+    member.dropped = true;
+    this.#leave(member);
   }
 
   #leave(member: Member): void {
@@ -351,4 +669,73 @@ export class Relay {
     const left = encodeRecord({ type: "memberLeft", memberId: member.memberId });
     for (const other of room.members.values()) this.#deliver(other, left);
   }
+}
+
+function resolveLimits(options: RelayOptions): RelayLimits {
+  const limits = { ...RELAY_LIMIT_DEFAULTS } as RelayLimits;
+  for (const name of Object.keys(limits) as (keyof RelayLimits)[]) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (!(value > 0) || !Number.isFinite(value)) {
+      throw new RangeError(`relay option ${name} must be a positive number, not ${value}`);
+    }
+    limits[name] = value;
+  }
+  return limits;
+}
+
+/**
+ * What the per-address cap counts for a peer address: IPv4 addresses (also
+ * IPv4-mapped IPv6 ones) as they are; IPv6 addresses by their /64 prefix,
+ * since one host is usually handed a whole /64.
+ *
+ * @example
+ * ```ts
+ * addressKey("::ffff:192.0.2.7"); // "192.0.2.7"
+ * addressKey("2001:db8:1:2:aa::1"); // "2001:db8:1:2::/64"
+ * ```
+ */
+export function addressKey(host: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  if (mapped) return mapped[1];
+  if (!host.includes(":")) return host;
+  const bare = host.replace(/%.*$/, "").toLowerCase();
+  const [head, tail] = bare.includes("::") ? bare.split("::", 2) : [bare, undefined];
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
+  const zeros = tail === undefined ? 0 : Math.max(0, 8 - headGroups.length - tailGroups.length);
+  const groups = [...headGroups, ...Array(zeros).fill("0"), ...tailGroups];
+  const prefix = groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, ""));
+  return `${prefix.join(":")}::/64`;
+}
+
+/**
+ * The oldest pending connection that has sent nothing. A client sends its
+ * preamble the moment it connects, so by the time #trim runs a silent
+ * connection is one that may never speak; it has cost the relay nothing but
+ * a socket and a timer, and it goes first.
+ */
+function oldestSilent(pending: Set<Connection>): Connection | undefined {
+  for (const connection of pending) {
+    if (connection.socket.bytesRead === 0) return connection;
+  }
+  return undefined;
+}
+
+/** The last connection in `connections` that has sent nothing. */
+function newestSilent(connections: Connection[]): Connection | undefined {
+  for (let i = connections.length - 1; i >= 0; i--) {
+    if (connections[i].socket.bytesRead === 0) return connections[i];
+  }
+  return undefined;
+}
+
+/** Silent first, then the oldest of all. */
+function oldestPending(pending: Set<Connection>): Connection | undefined {
+  return oldestSilent(pending) ?? first(pending);
+}
+
+function first<T>(set: Set<T>): T | undefined {
+  for (const item of set) return item;
+  return undefined;
 }
