@@ -118,6 +118,22 @@ class PeerTrust {
     return this.#status.get(member.memberId) ?? "new";
   }
 
+  /**
+   * Records `member`'s key as verified in `known_peers` (after the user
+   * compared safety numbers) and shows it as verified from now on.
+   */
+  async markVerified(member: MemberInfo): Promise<void> {
+    const previous = this.#writes;
+    // After pending writes, so a `remember` of the same nick cannot overwrite the mark.
+    const write = previous.catch(() => {}).then(() =>
+      this.#knownPeers.markVerified(member.nick, member.fingerprint)
+    );
+    // Earlier write errors still surface in settled(); this one is the caller's to report.
+    this.#writes = Promise.all([previous, write.catch(() => {})]).then(() => {});
+    await write;
+    this.#status.set(member.memberId, "verified");
+  }
+
   /** Waits for pending `known_peers` writes; their errors surface here. */
   settled(): Promise<void> {
     return this.#writes;
@@ -140,15 +156,20 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
     ? undefined
     : await KnownServers.load(knownServersPath());
   const peers = new PeerTrust(await KnownPeers.load(knownPeersPath()));
-  const interactive = process.stdin.isTTY === true && !options.json;
+  // The chat screen needs a terminal on both sides; a dumb one (an editor's shell) gets line mode.
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true &&
+    process.env.TERM !== "dumb" && !options.json;
   const session = new JoinSession({ address, options, identity, output, peers, interactive });
-  const connect = (handlers: ConnectionHandlers) =>
+  const connect = (
+    handlers: ConnectionHandlers,
+    target: { room: string; nick: string } = { room: options.room, nick: options.nick! },
+  ) =>
     ChatClient.connect({
       host: address.host,
       port: address.port,
       identity,
-      room: options.room,
-      nick: options.nick!,
+      room: target.room,
+      nick: target.nick,
       verifyRelay: (relay) =>
         verifyRelay({ address, relay, pinned: options.serverFingerprint, knownServers, output }),
       isTrusted: trust ? ({ fingerprint }) => trust.has(fingerprint) : undefined,
@@ -163,13 +184,32 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
     );
   try {
     if (interactive) {
-      const client = await connect({
-        onEvent: (event) => session.handle(event),
-        onClose: (error) => session.connectionClosed(error),
+      // /nick and /join reconnect through here: same identity, same relay check.
+      const open = async (target: { room: string; nick: string }) => {
+        const joined = new JoinSession({
+          address,
+          options: { ...options, ...target },
+          identity,
+          output,
+          peers,
+          interactive,
+        });
+        const client = await connect({
+          onEvent: (event) => joined.handle(event),
+          onClose: (error) => joined.connectionClosed(error),
+        }, target);
+        welcome(client, "joined");
+        joined.release();
+        return { client, done: joined.done };
+      };
+      await runInteractive({
+        open,
+        output,
+        peers,
+        identity: { publicKey: identity.publicKey, fingerprint: identity.fingerprint },
+        room: options.room,
+        nick: options.nick!,
       });
-      welcome(client, "joined");
-      session.release();
-      await runInteractive({ client, output, done: session.done });
       return;
     }
     const member = await ReconnectingClient.start({

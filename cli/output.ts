@@ -59,6 +59,15 @@ export interface PrintedMessage {
 }
 
 /**
+ * Receives messages and notices as data instead of lines, so the interactive
+ * screen can style them; it must make the text safe to display itself.
+ */
+export interface OutputSink {
+  message(message: PrintedMessage): void;
+  notice(type: NoticeType, text: string, fields: Record<string, unknown>): void;
+}
+
+/**
  * Writes messages and notices in line or JSON form.
  *
  * @example
@@ -70,6 +79,7 @@ export interface PrintedMessage {
 export class JoinOutput {
   #json: boolean;
   #write: LineWriter = (stream, line) => process[stream].write(`${line}\n`);
+  #sink: OutputSink | undefined;
 
   /** @example `new JoinOutput({ json: true })` */
   constructor(options: { json: boolean }) {
@@ -77,16 +87,16 @@ export class JoinOutput {
   }
 
   /**
-   * Sends every line through `write` from now on, so an interactive prompt
-   * can redraw itself around incoming lines.
+   * Hands every message and notice to `sink` from now on (or, with
+   * `undefined`, prints them again).
    *
    * @example
    * ```ts
-   * output.redirect((stream, line) => printAbovePrompt(stream, line));
+   * output.attach({ message: (m) => screen.show(m), notice: (type, text) => screen.note(text) });
    * ```
    */
-  redirect(write: LineWriter): void {
-    this.#write = write;
+  attach(sink: OutputSink | undefined): void {
+    this.#sink = sink;
   }
 
   /**
@@ -98,6 +108,10 @@ export class JoinOutput {
    * ```
    */
   message(message: PrintedMessage): void {
+    if (this.#sink) {
+      this.#sink.message(message);
+      return;
+    }
     if (this.#json) {
       this.#stdout(JSON.stringify({
         type: message.direct ? "direct" : "message",
@@ -127,6 +141,10 @@ export class JoinOutput {
    * ```
    */
   notice(type: NoticeType, text: string, fields: Record<string, unknown> = {}): void {
+    if (this.#sink) {
+      this.#sink.notice(type, text, fields);
+      return;
+    }
     if (this.#json) {
       this.#stdout(JSON.stringify({ type, ...fields, text, time: new Date().toISOString() }));
       return;
