@@ -280,8 +280,11 @@ export class ChatClient {
 
   /**
    * Sends texts as end-to-end encrypted group messages, packing them into as
-   * few messages as fit. Resolves with the number of members each reached
-   * once the relay has acknowledged them all.
+   * few messages as fit. Resolves, once the relay has acknowledged them all,
+   * with the number of members each reached: those the relay forwarded it
+   * to, but at most those that held this member's key when it was encrypted.
+   * A member the relay has let in but whose join this client has not seen
+   * yet gets the message and cannot read it, so it is not counted.
    *
    * @example
    * ```ts
@@ -321,9 +324,16 @@ export class ChatClient {
     } catch (error) {
       return Promise.reject(error);
     }
+    // Every trusted member was sent the current chain state; no one else can read the message.
+    const readers = this.#session.members().filter((member) => member.trusted).length;
     const id = this.#nextPublishId++;
     this.#channel.send(encodeRecord({ type: "publish", id, message }));
-    return new Promise((resolve, reject) => this.#acks.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.#acks.set(id, {
+        resolve: (recipients) => resolve(Math.min(recipients, readers)),
+        reject,
+      })
+    );
   }
 
   /**

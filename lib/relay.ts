@@ -117,6 +117,8 @@ interface Connection {
   peer: string;
   /** What the per-address cap counts: the IP address, or an IPv6 address's /64. */
   address: string;
+  /** `performance.now()` at accept, to tell a silent connection from one not yet read. */
+  acceptedAt: number;
   /** Closed by the relay to make room for a newer connection. */
   evicted: boolean;
   released: boolean;
@@ -288,7 +290,14 @@ export class Relay {
       return;
     }
     this.#makeWaitingRoom(address);
-    const connection: Connection = { socket, peer, address, evicted: false, released: false };
+    const connection: Connection = {
+      socket,
+      peer,
+      address,
+      acceptedAt: performance.now(),
+      evicted: false,
+      released: false,
+    };
     let count = this.#addresses.get(address);
     if (count === undefined) {
       count = { connections: 0, pending: new Set() };
@@ -329,17 +338,16 @@ export class Relay {
 
   /**
    * Keeps the connections waiting for #trim under maxPendingHandshakes when a
-   * burst outruns it. The newest silent waiter goes, from the newcomer's own
-   * address first: the burst's own latest arrival, not a client that came
-   * before the burst and has yet to be read, nor the newcomer, which may be
-   * the one client arriving after it.
+   * burst outruns it: the oldest silent waiter goes, else the oldest waiter,
+   * from the newcomer's own address first. Oldest first means a client that
+   * arrives while a flood is under way is the last to go.
    */
   #makeWaitingRoom(address: string): void {
     const waiting = this.#waiting;
     if (waiting.size < this.#limits.maxPendingHandshakes) return;
     const own = [...(this.#addresses.get(address)?.pending ?? [])].filter((c) => waiting.has(c));
     const all = [...waiting];
-    const victim = newestSilent(own) ?? newestSilent(all) ?? own[0] ?? all[0];
+    const victim = oldestSilent(own) ?? oldestSilent(all) ?? own[0] ?? all[0];
     this.#evict(victim, `${waiting.size} connections waiting for a handshake slot`);
   }
 
@@ -710,22 +718,26 @@ export function addressKey(host: string): string {
 }
 
 /**
- * The oldest pending connection that has sent nothing. A client sends its
- * preamble the moment it connects, so by the time #trim runs a silent
- * connection is one that may never speak; it has cost the relay nothing but
- * a socket and a timer, and it goes first.
+ * How long a connection must have said nothing to count as silent. A client
+ * sends its preamble the moment it connects, but a busy relay may not have
+ * read it yet: a connection younger than this is never judged by its bytes,
+ * or a loaded relay would evict the one real client in a flood.
  */
-function oldestSilent(pending: Set<Connection>): Connection | undefined {
-  for (const connection of pending) {
-    if (connection.socket.bytesRead === 0) return connection;
-  }
-  return undefined;
+export const SILENT_AFTER_MS = 1_000;
+
+function isSilent(connection: Connection, now: number): boolean {
+  return connection.socket.bytesRead === 0 && now - connection.acceptedAt >= SILENT_AFTER_MS;
 }
 
-/** The last connection in `connections` that has sent nothing. */
-function newestSilent(connections: Connection[]): Connection | undefined {
-  for (let i = connections.length - 1; i >= 0; i--) {
-    if (connections[i].socket.bytesRead === 0) return connections[i];
+/**
+ * The oldest pending connection that has been silent for
+ * {@linkcode SILENT_AFTER_MS}: one that may never speak, having cost the
+ * relay nothing but a socket and a timer. It goes first.
+ */
+function oldestSilent(pending: Iterable<Connection>): Connection | undefined {
+  const now = performance.now();
+  for (const connection of pending) {
+    if (isSilent(connection, now)) return connection;
   }
   return undefined;
 }

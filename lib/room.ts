@@ -19,7 +19,7 @@
 
 import { x25519 } from "@noble/curves/ed25519.js";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
-import { ByteWriter, utf8 } from "./bytes.ts";
+import { ByteWriter, toHex, utf8 } from "./bytes.ts";
 import {
   decodeGroupContent,
   decodePairwiseContent,
@@ -66,7 +66,8 @@ export type WarningCode =
   | "unknown-member"
   | "bad-envelope"
   | "stale-key"
-  | "too-many-pending";
+  | "too-many-pending"
+  | "missing-key";
 
 /** What the room session reports to the user interface. */
 export type RoomEvent =
@@ -117,6 +118,8 @@ function isUsablePairwiseKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): b
 
 /** Group messages held per member until its sender key arrives. */
 const MAX_PENDING_PER_MEMBER = 1024;
+/** How long messages may wait for their sender's key before the user is told. */
+const KEY_WAIT_MS = 5_000;
 const PAIRWISE_CONTEXT = utf8("securechat/1 pairwise\0");
 
 interface MemberState {
@@ -125,6 +128,10 @@ interface MemberState {
   inbound?: InboundSenderKey;
   inboundEpoch: number;
   pending: Uint8Array[];
+  /** When the oldest message in `pending` arrived (this session's clock). */
+  pendingSince: number;
+  /** Whether the user was told that `pending` is waiting for a key. */
+  warnedMissingKey: boolean;
   warnedUntrusted: boolean;
 }
 
@@ -152,6 +159,13 @@ export class RoomSession {
   #isTrusted: (member: { nick: string; fingerprint: string }) => boolean;
   #now: () => number;
   #members = new Map<number, MemberState>();
+  /**
+   * Pairwise keys of every announcement accepted in this session, this
+   * member's own included. Each connection announces a fresh one, so a key
+   * seen again is an announcement replayed by the relay (with the member's
+   * old envelopes and messages behind it), never a real member.
+   */
+  #announcedKeys = new Set<string>();
   #memberId?: number;
   #outbound?: OutboundSenderKey;
   #epoch = 0;
@@ -171,6 +185,7 @@ export class RoomSession {
       time: this.#now(),
     };
     this.announcement = signAnnouncement({ identity: this.#identity, announcement });
+    this.#announcedKeys.add(toHex(this.#pairwise.publicKey));
   }
 
   /** Whether the relay's welcome has arrived. @example `session.joined` */
@@ -231,6 +246,7 @@ export class RoomSession {
    */
   handle(record: RelayRecord): RoomOutput {
     const output: RoomOutput = { send: [], events: [] };
+    this.#checkWaitingForKeys(output);
     switch (record.type) {
       case "welcome":
         this.#welcome(record.memberId, record.members, output);
@@ -283,6 +299,20 @@ export class RoomSession {
       if (!isUsablePairwiseKey(this.#pairwise.secretKey, announcement.pairwisePublicKey)) {
         throw new Error("announcement carries an invalid pairwise key");
       }
+      if (this.#announcedKeys.has(toHex(announcement.pairwisePublicKey))) {
+        throw new Error("its announcement was seen before: the relay is replaying it");
+      }
+      // An honest relay keeps nicks unique in a room; two keys under one nick is impersonation.
+      const namesake = announcement.nick === this.nick && !this.#isOwnKey(entry.identityPublicKey)
+        ? "you"
+        : this.members().find((member) =>
+          member.nick === announcement.nick && member.fingerprint !== memberFingerprint
+        )?.fingerprint;
+      if (namesake !== undefined) {
+        throw new Error(
+          `its nick "${announcement.nick}" is already used in this room by ${namesake}`,
+        );
+      }
     } catch (error) {
       output.events.push({
         type: "warning",
@@ -305,8 +335,11 @@ export class RoomSession {
       pairwisePublicKey: announcement.pairwisePublicKey,
       inboundEpoch: 0,
       pending: [],
+      pendingSince: 0,
+      warnedMissingKey: false,
       warnedUntrusted: false,
     };
+    this.#announcedKeys.add(toHex(announcement.pairwisePublicKey));
     this.#members.set(entry.memberId, state);
     output.events.push({ type: "member-joined", member: info, initial });
     if (!info.trusted) {
@@ -333,6 +366,15 @@ export class RoomSession {
     if (member === undefined) return;
     this.#members.delete(memberId);
     output.events.push({ type: "member-left", member: member.info });
+    if (member.pending.length > 0) {
+      this.#warn(
+        output,
+        "missing-key",
+        member,
+        `${member.pending.length} message(s) from ${member.info.nick} could not be read: ` +
+          `its key never arrived (withheld by the relay, or ${member.info.nick} did not trust you)`,
+      );
+    }
     // The member who left holds our current chain key: move to a new one it never sees.
     if (this.#outbound) this.#startEpoch(output);
   }
@@ -424,6 +466,7 @@ export class RoomSession {
       state: content.state,
     });
     member.inboundEpoch = content.state.epoch;
+    member.warnedMissingKey = false;
     const pending = member.pending.splice(0);
     for (const message of pending) this.#decrypt(member, message, output, true);
   }
@@ -462,6 +505,7 @@ export class RoomSession {
         );
         return;
       }
+      if (member.pending.length === 0) member.pendingSince = this.#now();
       member.pending.push(message.slice());
       return;
     }
@@ -509,6 +553,30 @@ export class RoomSession {
         code,
         member,
         `rejected a message from ${member.info.nick}: ${error.message}`,
+      );
+    }
+  }
+
+  #isOwnKey(identityPublicKey: Uint8Array): boolean {
+    return toHex(identityPublicKey) === toHex(this.#identity.publicKey);
+  }
+
+  /** Tells the user, once per member, about messages stuck waiting for a key. */
+  #checkWaitingForKeys(output: RoomOutput): void {
+    const now = this.#now();
+    for (const member of this.#members.values()) {
+      if (
+        member.pending.length === 0 || member.warnedMissingKey ||
+        now - member.pendingSince < KEY_WAIT_MS
+      ) continue;
+      member.warnedMissingKey = true;
+      this.#warn(
+        output,
+        "missing-key",
+        member,
+        `${member.pending.length} message(s) from ${member.info.nick} cannot be read yet: ` +
+          `its key has not arrived for ${Math.round((now - member.pendingSince) / 1000)} s ` +
+          `(withheld by the relay, or ${member.info.nick} does not trust you)`,
       );
     }
   }

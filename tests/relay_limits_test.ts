@@ -10,7 +10,7 @@ import { openSocket } from "../lib/client.ts";
 import { ProtocolError } from "../lib/errors.ts";
 import { generateIdentity, type Identity } from "../lib/identity.ts";
 import { decodeRecord, encodeRecord, RelayErrorCode, type RelayRecord } from "../lib/records.ts";
-import { addressKey, Relay, RELAY_LIMIT_DEFAULTS } from "../lib/relay.ts";
+import { addressKey, Relay, RELAY_LIMIT_DEFAULTS, SILENT_AFTER_MS } from "../lib/relay.ts";
 import { RoomSession } from "../lib/room.ts";
 import { startRelay as startCliRelay, TempDirs } from "./support/cli_process.ts";
 import { delay, joinRoom, startRelay, type TestClient, waitFor } from "./support/in_process.ts";
@@ -140,7 +140,7 @@ Deno.test("limits: a full pending-handshake cap closes the oldest silent one, el
     const speaking = opened(probe(port, { send: encodePreamble() }));
     const silent = opened(probe(port));
     await waitFor(() => relay.connectionCounts().pendingHandshakes === 3, { what: "3 pending" });
-    await delay(50);
+    await delay(SILENT_AFTER_MS + 50);
 
     // The newcomer (silent too) pushes out the older silent one, though the others are older still.
     const newcomer = opened(probe(port));
