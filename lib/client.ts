@@ -318,12 +318,14 @@ export class ChatClient {
 
   #publish(texts: string[]): Promise<number> {
     if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
-    let message: Uint8Array;
+    let sealed: ReturnType<RoomSession["encryptTexts"]>;
     try {
-      message = this.#session.encryptTexts(texts);
+      sealed = this.#session.encryptTexts(texts);
     } catch (error) {
       return Promise.reject(error);
     }
+    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
+    const message = sealed.message;
     // Every trusted member was sent the current chain state; no one else can read the message.
     const readers = this.#session.members().filter((member) => member.trusted).length;
     const id = this.#nextPublishId++;

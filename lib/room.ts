@@ -8,8 +8,8 @@
  * - a member's announcement must be signed by the identity the relay names,
  *   and be for this room;
  * - sender keys go only to trusted members, in pairwise envelopes;
- * - when a member leaves, this member starts a new sender key epoch and
- *   sends it to the members that remain; a newcomer gets the current chain
+ * - when a member leaves, this member starts a new sender key epoch before
+ *   its next message and sends it to the members that remain; a newcomer gets the current chain
  *   state, from which earlier message keys cannot be derived;
  * - a group message is shown only if its signature, epoch, iteration order
  *   and AEAD tag all check out; anything else becomes a warning.
@@ -169,6 +169,8 @@ export class RoomSession {
   #memberId?: number;
   #outbound?: OutboundSenderKey;
   #epoch = 0;
+  /** A member left since our last message: start a new epoch before the next one. */
+  #rekeyDue = false;
 
   /** @example `new RoomSession({ identity, room: "ops", nick: "alice" })` */
   constructor(options: RoomSessionOptions) {
@@ -209,17 +211,27 @@ export class RoomSession {
   }
 
   /**
-   * Encrypts and signs a batch of texts as one group message.
+   * Encrypts and signs a batch of texts as one group message. `send` holds
+   * the records that must go out before it: when a member has left since the
+   * last message, the envelopes of a new sender key epoch for the members
+   * who remain.
    *
    * @example
    * ```ts
-   * relay.send({ type: "publish", id: 1, message: session.encryptTexts(["hello"]) });
+   * const { send, message } = session.encryptTexts(["hello"]);
+   * for (const record of send) relay.send(record);
+   * relay.send({ type: "publish", id: 1, message });
    * ```
    */
-  encryptTexts(texts: string[]): Uint8Array {
+  encryptTexts(texts: string[]): { send: RelayRecord[]; message: Uint8Array } {
     if (this.#outbound === undefined) throw new Error("cannot send before the relay's welcome");
+    const output: RoomOutput = { send: [], events: [] };
+    if (this.#rekeyDue) this.#startEpoch(output);
     const plaintext = encodeGroupContent({ time: this.#now(), texts });
-    return this.#outbound.encrypt({ context: this.#context, plaintext });
+    return {
+      send: output.send,
+      message: this.#outbound!.encrypt({ context: this.#context, plaintext }),
+    };
   }
 
   /**
@@ -277,6 +289,7 @@ export class RoomSession {
   }
 
   #startEpoch(output: RoomOutput): void {
+    this.#rekeyDue = false;
     this.#epoch++;
     this.#outbound = OutboundSenderKey.create({ identity: this.#identity, epoch: this.#epoch });
     const state = this.#outbound.exportState();
@@ -346,7 +359,10 @@ export class RoomSession {
       this.#warnUntrusted(state, output);
       return;
     }
-    if (this.#outbound) output.send.push(this.#senderKeyTo(state, this.#outbound.exportState()));
+    // With a rekey due, the current chain is retired: the newcomer gets the next one instead.
+    if (this.#outbound && !this.#rekeyDue) {
+      output.send.push(this.#senderKeyTo(state, this.#outbound.exportState()));
+    }
   }
 
   #warnUntrusted(member: MemberState, output: RoomOutput): void {
@@ -375,8 +391,10 @@ export class RoomSession {
           `its key never arrived (withheld by the relay, or ${member.info.nick} did not trust you)`,
       );
     }
-    // The member who left holds our current chain key: move to a new one it never sees.
-    if (this.#outbound) this.#startEpoch(output);
+    // The member who left holds our current chain key: nothing more is sent under it. The new
+    // epoch starts with our next message, so a burst of leaves costs one rekey, and idle
+    // members send nothing.
+    if (this.#outbound) this.#rekeyDue = true;
   }
 
   #pairwisePrologue(sender: Uint8Array, recipient: Uint8Array): Uint8Array {

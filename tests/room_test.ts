@@ -79,7 +79,9 @@ class FakeRelay {
 
   /** Encrypts `texts` as `from` and delivers them to `to` (default: everyone else). */
   publish(from: Member, texts: string[], to?: Member[]): Uint8Array {
-    const message = from.session.encryptTexts(texts);
+    const { send, message } = from.session.encryptTexts(texts);
+    this.#routeFrom(from, send);
+    this.pump();
     this.log.push({
       direction: "from",
       memberId: from.id,
@@ -262,7 +264,7 @@ Deno.test("room: a member cannot send as another member", () => {
   const { relay, a, b, c } = threeMembers();
   relay.publish(a, ["genuine from alice"]);
   // Carol encrypts with her own key; the (colluding) relay delivers it as Alice's.
-  const forged = c.session.encryptTexts(["I am alice, send money"]);
+  const forged = c.session.encryptTexts(["I am alice, send money"]).message;
   assert.equal(peekGroupMessageHeader(forged).epoch, 1);
   const events = relay.inject(b, { type: "deliver", from: a.id, message: forged });
   assert.deepEqual(warnings(events), ["forged"]);
@@ -344,19 +346,23 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   assert.deepEqual(texts(c, a), ["before carol left"]);
   const oldAliceToBob = relay.directs(a, b)[0];
   relay.leave(c);
-  assert.equal(a.session.epoch, 2);
-  assert.equal(b.session.epoch, 2);
   assert.ok(a.events.some((e) => e.type === "member-left" && e.member.nick === "carol"));
-  // The new keys went only to the members who remain.
-  assert.equal(relay.directs(a, b).length, 2);
-  assert.equal(relay.directs(a, c).length, 1);
-  assert.equal(relay.directs(b, c).length, 1);
+  // Nobody rekeys until it speaks: idle members send nothing.
+  assert.equal(a.session.epoch, 1);
+  assert.equal(relay.directs(a, b).length, 1);
 
   const after = [
     relay.publish(a, ["after carol left, from alice"]),
     relay.publish(b, ["after carol left, from bob"]),
   ];
+  assert.equal(a.session.epoch, 2);
+  assert.equal(b.session.epoch, 2);
   assert.equal(peekGroupMessageHeader(after[0]).epoch, 2);
+  assert.equal(peekGroupMessageHeader(after[1]).epoch, 2);
+  // The new keys went only to the members who remain, before the first new message.
+  assert.equal(relay.directs(a, b).length, 2);
+  assert.equal(relay.directs(a, c).length, 1);
+  assert.equal(relay.directs(b, c).length, 1);
   assert.deepEqual(texts(b, a), ["before carol left", "after carol left, from alice"]);
   assert.deepEqual(texts(a, b), ["after carol left, from bob"]);
 
@@ -410,7 +416,7 @@ Deno.test("room: a newcomer's pending messages older than its key are dropped, n
     nick: "erin",
     now: () => TIME,
   });
-  const old = a.session.encryptTexts(["old, before erin"]);
+  const old = a.session.encryptTexts(["old, before erin"]).message;
   erin.handle({
     type: "welcome",
     memberId: 50,
@@ -425,7 +431,7 @@ Deno.test("room: a newcomer's pending messages older than its key are dropped, n
     },
   }).send;
   assert.equal(keyForErin.length, 1);
-  const fresh = a.session.encryptTexts(["new, after erin"]);
+  const fresh = a.session.encryptTexts(["new, after erin"]).message;
   // Both messages reach erin before the key: they wait.
   assert.deepEqual(erin.handle({ type: "deliver", from: a.id, message: old }).events, []);
   assert.deepEqual(erin.handle({ type: "deliver", from: a.id, message: fresh }).events, []);
@@ -548,8 +554,9 @@ Deno.test("room: untrusted members get no keys and their messages are ignored", 
   assert.equal(untrusted.length, 1, "warned once");
   assert.ok(untrusted[0].type === "warning" && untrusted[0].member?.memberId === c.id);
 
-  // A rekey (bob leaves) still skips carol.
+  // A rekey (bob leaves, alice speaks) still skips carol.
   relay.leave(b);
+  relay.publish(a, ["after bob left"]);
   assert.equal(a.session.epoch, 2);
   assert.deepEqual(relay.directs(a, c), []);
 });

@@ -467,7 +467,7 @@ Deno.test("hostile relay: nicks paired with other members' keys are refused", as
         relay.inject(bob.endpoint, {
           type: "deliver",
           from: memberId,
-          message: carol.session.encryptTexts([fake]),
+          message: carol.session.encryptTexts([fake]).message,
         });
         await delay(50);
         for (const event of bob.events.slice(before)) {

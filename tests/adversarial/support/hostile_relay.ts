@@ -83,7 +83,8 @@ export class Puppet {
    * ```
    */
   say(texts: string[]): Uint8Array {
-    const message = this.session.encryptTexts(texts);
+    const { send, message } = this.session.encryptTexts(texts);
+    for (const record of send) this.#relay.route(this.endpoint, record);
     this.#relay.route(this.endpoint, { type: "publish", id: 0, message });
     return message;
   }
