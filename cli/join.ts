@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError } from "commander";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { validateNick, validateRoom } from "../lib/announcement.ts";
+import { utf8 } from "../lib/bytes.ts";
 import { ChatClient } from "../lib/client.ts";
 import { type ConnectionHandlers, ReconnectingClient } from "../lib/reconnecting_client.ts";
 import { MAX_TEXT_BYTES } from "../lib/content.ts";
@@ -235,6 +236,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
     session.release();
     await session.runLineMode(member);
   } finally {
+    output.flush();
     await peers.settled();
   }
 }
@@ -418,7 +420,8 @@ class JoinSession {
     const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
     lines.on("line", (line) => {
       lineNumber++;
-      const bytes = new TextEncoder().encode(line).length;
+      // A UTF-16 unit is at most 3 UTF-8 bytes: only long lines need counting.
+      const bytes = line.length * 3 <= MAX_TEXT_BYTES ? line.length : utf8(line).length;
       if (bytes > MAX_TEXT_BYTES) {
         unsent++;
         output.notice(

@@ -78,7 +78,30 @@ export interface OutputSink {
  */
 export class JoinOutput {
   #json: boolean;
-  #write: LineWriter = (stream, line) => process[stream].write(`${line}\n`);
+  #write: LineWriter = (stream, line) => {
+    if (stream === "stderr") {
+      process.stderr.write(`${line}\n`);
+      return;
+    }
+    // One write per event-loop turn, not one per line: a burst of a thousand lines is one syscall.
+    this.#stdoutLines.push(line);
+    if (this.#stdoutLines.length >= 4096) this.flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  };
+  #stdoutLines: string[] = [];
+  #flushScheduled = false;
+
+  /** Writes the stdout lines held for this turn. @example `output.flush()` */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#stdoutLines.length === 0) return;
+    const text = this.#stdoutLines.join("\n") + "\n";
+    this.#stdoutLines = [];
+    process.stdout.write(text);
+  }
   #sink: OutputSink | undefined;
 
   /** @example `new JoinOutput({ json: true })` */

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { cryptoBackend } from "./crypto_backend.ts";
 import { ByteReader, ByteWriter, DecodeError, utf8 } from "./bytes.ts";
 import type { SigningIdentity } from "./sender_keys.ts";
 
@@ -159,7 +159,7 @@ export function signAnnouncement(
   const bodyStart = SIGNATURE_DOMAIN.length + KEY_LENGTH;
   writer.u8(ANNOUNCEMENT_VERSION).string8(room).string8(nick).raw(pairwisePublicKey).u64(time);
   const signed = writer.finish();
-  const signature = ed25519.sign(signed, identity.secretKey);
+  const signature = cryptoBackend.ed25519Sign(identity.secretKey, signed);
   writer.raw(signature);
   return writer.finish().slice(bodyStart);
 }
@@ -215,7 +215,7 @@ export function verifyAnnouncement(
   signed.set(body, SIGNATURE_DOMAIN.length + KEY_LENGTH);
   let valid = false;
   try {
-    valid = ed25519.verify(signature, signed, identityPublicKey, { zip215: false });
+    valid = cryptoBackend.ed25519Verify(identityPublicKey, signed, signature);
   } catch {
     valid = false;
   }

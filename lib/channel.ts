@@ -13,12 +13,14 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
 import { AuthenticationError, NetworkError, ProtocolError, socketErrorText } from "./errors.ts";
 import { fingerprint } from "./fingerprint.ts";
 import { FrameDecoder, FrameTooLargeError } from "./framing.ts";
-import { type Identity, signWithIdentity, verifyIdentitySignature } from "./identity.ts";
+import { cryptoBackend } from "./crypto_backend.ts";
+import type { Identity } from "./identity.ts";
 import { type CipherState, generateKeyPair, HandshakeState } from "./noise.ts";
 import { PROTOCOL_VERSION } from "./version.ts";
 
@@ -74,8 +76,9 @@ export function decodePreamble(bytes: Uint8Array): number {
  * Noise static key: `identity public key (32) || signature (64)`.
  */
 function identityPayload(identity: Identity, noiseStaticPublicKey: Uint8Array): Uint8Array {
-  const signature = signWithIdentity(
-    identity,
+  // The crypto backend directly: native Ed25519 is what makes handshakes cheap for the relay.
+  const signature = cryptoBackend.ed25519Sign(
+    identity.secretKey,
     concat(STATIC_BINDING_CONTEXT, noiseStaticPublicKey),
   );
   return concat(identity.publicKey, signature);
@@ -86,11 +89,11 @@ function verifyIdentityPayload(payload: Uint8Array, noiseStaticPublicKey: Uint8A
     throw new ProtocolError("handshake identity payload has the wrong length");
   }
   const publicKey = payload.slice(0, 32);
-  const ok = verifyIdentitySignature({
+  const ok = cryptoBackend.ed25519Verify(
     publicKey,
-    message: concat(STATIC_BINDING_CONTEXT, noiseStaticPublicKey),
-    signature: payload.subarray(32),
-  });
+    concat(STATIC_BINDING_CONTEXT, noiseStaticPublicKey),
+    payload.subarray(32),
+  );
   if (!ok) {
     throw new AuthenticationError("peer's identity signature does not match its handshake key");
   }
@@ -343,6 +346,23 @@ function frameOf(message: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Largest plaintext scratch buffer kept between flushes; larger batches get their own. */
+const MAX_SCRATCH_BYTES = 1024 * 1024;
+let scratch = new Uint8Array(64 * 1024);
+
+/**
+ * A buffer for `length` bytes of transport plaintext, reused from flush to
+ * flush: each flush encrypts it before returning, so nothing outlives the
+ * call, and the hot path allocates only the ciphertext it hands the socket.
+ */
+function plaintextScratch(length: number): Uint8Array {
+  if (length > MAX_SCRATCH_BYTES) return new Uint8Array(length);
+  if (length > scratch.length) {
+    scratch = new Uint8Array(Math.min(MAX_SCRATCH_BYTES, 2 ** Math.ceil(Math.log2(length))));
+  }
+  return scratch;
+}
+
 interface SecureChannelParts {
   socket: Socket;
   send: CipherState;
@@ -478,21 +498,26 @@ export class SecureChannel {
   flush(): void {
     this.#flushScheduled = false;
     if (this.#outgoingBytes === 0 || this.#closed) return;
-    const plaintext = new Uint8Array(this.#outgoingBytes);
-    const view = new DataView(plaintext.buffer);
+    const total = this.#outgoingBytes;
+    const plaintext = plaintextScratch(total);
     let offset = 0;
     for (const record of this.#outgoing) {
-      view.setUint32(offset, record.length);
+      const length = record.length;
+      plaintext[offset] = length >>> 24;
+      plaintext[offset + 1] = (length >>> 16) & 0xff;
+      plaintext[offset + 2] = (length >>> 8) & 0xff;
+      plaintext[offset + 3] = length & 0xff;
       plaintext.set(record, offset + 4);
-      offset += 4 + record.length;
+      offset += 4 + length;
     }
-    this.#outgoing = [];
+    this.#outgoing.length = 0;
     this.#outgoingBytes = 0;
-    const messages = Math.ceil(plaintext.length / MAX_TRANSPORT_PLAINTEXT);
-    const wire = new Uint8Array(plaintext.length + messages * 18);
+    const messages = Math.ceil(total / MAX_TRANSPORT_PLAINTEXT);
+    // Every byte is overwritten below, so the buffer need not be zeroed first.
+    const wire = Buffer.allocUnsafe(total + messages * 18);
     let wireOffset = 0;
-    for (let start = 0; start < plaintext.length; start += MAX_TRANSPORT_PLAINTEXT) {
-      const chunk = plaintext.subarray(start, start + MAX_TRANSPORT_PLAINTEXT);
+    for (let start = 0; start < total; start += MAX_TRANSPORT_PLAINTEXT) {
+      const chunk = plaintext.subarray(start, Math.min(start + MAX_TRANSPORT_PLAINTEXT, total));
       const ciphertext = this.#send.encryptWithAd(EMPTY, chunk);
       wire[wireOffset] = ciphertext.length >>> 8;
       wire[wireOffset + 1] = ciphertext.length & 0xff;

@@ -9,6 +9,7 @@
  */
 
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { cryptoBackend } from "./crypto_backend.ts";
 import { fingerprint, PUBLIC_KEY_LENGTH } from "./fingerprint.ts";
 
 /** Length of an Ed25519 secret seed in bytes. */
@@ -53,7 +54,7 @@ export function identityFromSecretKey(secretKey: Uint8Array): Identity {
     throw new RangeError(`an Ed25519 secret key has 32 bytes, not ${secretKey.length}`);
   }
   const seed = Uint8Array.from(secretKey);
-  const publicKey = ed25519.getPublicKey(seed);
+  const publicKey = cryptoBackend.ed25519PublicKey(seed);
   return { secretKey: seed, publicKey, fingerprint: fingerprint(publicKey) };
 }
 
@@ -66,7 +67,7 @@ export function identityFromSecretKey(secretKey: Uint8Array): Identity {
  * ```
  */
 export function signWithIdentity(identity: Identity, message: Uint8Array): Uint8Array {
-  return ed25519.sign(message, identity.secretKey);
+  return cryptoBackend.ed25519Sign(identity.secretKey, message);
 }
 
 /**
@@ -110,7 +111,7 @@ export function verifyIdentitySignature(
     return false;
   }
   try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
+    return cryptoBackend.ed25519Verify(publicKey, message, signature);
   } catch {
     return false;
   }

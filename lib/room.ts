@@ -17,7 +17,7 @@
  * @module
  */
 
-import { x25519 } from "@noble/curves/ed25519.js";
+import { cryptoBackend } from "./crypto_backend.ts";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
 import { ByteWriter, toHex, utf8 } from "./bytes.ts";
 import {
@@ -109,7 +109,7 @@ export interface RoomSessionOptions {
 function isUsablePairwiseKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): boolean {
   try {
     // noble refuses low-order points (all-zero shared secret).
-    x25519.getSharedSecret(ownSecretKey, publicKey);
+    cryptoBackend.x25519(ownSecretKey, publicKey);
     return true;
   } catch {
     return false;

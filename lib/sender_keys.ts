@@ -28,13 +28,12 @@
  * @module
  */
 
-import { ed25519 } from "@noble/curves/ed25519.js";
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { randomBytes } from "@noble/ciphers/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
+import { cryptoBackend } from "./crypto_backend.ts";
 
 /** Wire version of group messages produced by this module. */
 export const GROUP_MESSAGE_VERSION = 1;
@@ -199,7 +198,9 @@ export class OutboundSenderKey {
       throw new TypeError("identity keys must be 32 bytes each");
     }
     // A mismatched pair would produce messages nobody can verify; catch it here, once.
-    if (!constantTimeEqual(ed25519.getPublicKey(identity.secretKey), identity.publicKey)) {
+    if (
+      !constantTimeEqual(cryptoBackend.ed25519PublicKey(identity.secretKey), identity.publicKey)
+    ) {
       throw new TypeError("identity public key does not belong to its secret key");
     }
     return new OutboundSenderKey(identity, epoch, randomBytes(KEY_LENGTH));
@@ -290,7 +291,10 @@ export class OutboundSenderKey {
     );
 
     const signedEnd = ciphertextStart + ciphertextLength;
-    const signature = ed25519.sign(buffer.subarray(0, signedEnd), this.#identity.secretKey);
+    const signature = cryptoBackend.ed25519Sign(
+      this.#identity.secretKey,
+      buffer.subarray(0, signedEnd),
+    );
     buffer.set(signature, signedEnd);
     return buffer.subarray(start);
   }
@@ -467,13 +471,7 @@ export function verifyGroupMessage(options: {
   signed.set(senderPublicKey, at);
   at += KEY_LENGTH;
   signed.set(body, at);
-  let valid = false;
-  try {
-    valid = ed25519.verify(signature, signed, senderPublicKey, { zip215: false });
-  } catch {
-    valid = false;
-  }
-  if (!valid) {
+  if (!cryptoBackend.ed25519Verify(senderPublicKey, signed, signature)) {
     throw new GroupMessageError(
       "forged",
       "group message signature does not match the sender or room; message dropped",
@@ -525,8 +523,13 @@ function sealInto(
 ): void {
   const okm = expandMessageKey(messageKey);
   try {
-    chacha20poly1305(okm.subarray(0, KEY_LENGTH), okm.subarray(KEY_LENGTH), aad)
-      .encrypt(plaintext, output);
+    cryptoBackend.seal(
+      okm.subarray(0, KEY_LENGTH),
+      okm.subarray(KEY_LENGTH),
+      aad,
+      plaintext,
+      output,
+    );
   } finally {
     okm.fill(0);
   }
@@ -535,8 +538,12 @@ function sealInto(
 function open(messageKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
   const okm = expandMessageKey(messageKey);
   try {
-    return chacha20poly1305(okm.subarray(0, KEY_LENGTH), okm.subarray(KEY_LENGTH), aad)
-      .decrypt(ciphertext);
+    return cryptoBackend.open(
+      okm.subarray(0, KEY_LENGTH),
+      okm.subarray(KEY_LENGTH),
+      aad,
+      ciphertext,
+    );
   } finally {
     okm.fill(0);
   }

@@ -1,20 +1,21 @@
 /**
  * The Noise "functions": Diffie-Hellman (25519, 448), AEAD ciphers
  * (ChaChaPoly, AESGCM) and hashes (SHA256, SHA512, BLAKE2s, BLAKE2b), each
- * behind a small interface so a faster backend can be swapped in later
- * without touching the state machines.
+ * behind a small interface. 25519 and ChaChaPoly, the ones securechat uses,
+ * come from `lib/crypto_backend.ts` (the runtime's native crypto, or `@noble`
+ * where it is missing); the others from `@noble` directly.
  *
  * @module
  */
 
 import { x25519 } from "@noble/curves/ed25519.js";
 import { x448 } from "@noble/curves/ed448.js";
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { blake2b, blake2s } from "@noble/hashes/blake2.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { constantTimeEqual } from "../bytes.ts";
+import { cryptoBackend } from "../crypto_backend.ts";
 import { NoiseError } from "./error.ts";
 
 /** Names of the supported DH functions as they appear in protocol names. */
@@ -103,8 +104,33 @@ function montgomeryDh(name: DhName, curve: Montgomery, dhLen: number): DhFunctio
   };
 }
 
+/** X25519 through the crypto backend: native where the runtime has it. */
+function backendX25519(): DhFunction {
+  const dh = montgomeryDh("25519", x25519, 32);
+  return {
+    ...dh,
+    generateKeyPair() {
+      return cryptoBackend.x25519KeyPair();
+    },
+    publicKey(secretKey) {
+      if (secretKey.length !== 32) throw new NoiseError("a 25519 secret key must be 32 bytes");
+      return cryptoBackend.x25519PublicKey(secretKey);
+    },
+    dh(secretKey, publicKey) {
+      if (secretKey.length !== 32 || publicKey.length !== 32) {
+        throw new NoiseError("25519 keys must be 32 bytes");
+      }
+      try {
+        return cryptoBackend.x25519(secretKey, publicKey);
+      } catch {
+        throw new NoiseError("the remote 25519 public key is invalid (low order)");
+      }
+    },
+  };
+}
+
 const DH_FUNCTIONS: Record<DhName, DhFunction> = {
-  "25519": montgomeryDh("25519", x25519, 32),
+  "25519": backendX25519(),
   "448": montgomeryDh("448", x448, 56),
 };
 
@@ -112,7 +138,7 @@ const DH_FUNCTIONS: Record<DhName, DhFunction> = {
 // so reusing it saves an allocation per transport frame.
 function aead(
   name: CipherName,
-  construct: typeof chacha20poly1305 | typeof gcm,
+  construct: typeof gcm,
   littleEndian: boolean,
 ): CipherFunction {
   const nonceBytes = new Uint8Array(12);
@@ -131,9 +157,25 @@ function aead(
   };
 }
 
+/** ChaChaPoly through the crypto backend (spec 12.3: 32 zero bits, then the little-endian counter). */
+function backendChaChaPoly(): CipherFunction {
+  const nonceBytes = new Uint8Array(12);
+  const nonceView = new DataView(nonceBytes.buffer);
+  return {
+    name: "ChaChaPoly",
+    encrypt(key, n, ad, plaintext) {
+      nonceView.setBigUint64(4, n, true);
+      return cryptoBackend.seal(key, nonceBytes, ad, plaintext);
+    },
+    decrypt(key, n, ad, ciphertext) {
+      nonceView.setBigUint64(4, n, true);
+      return cryptoBackend.open(key, nonceBytes, ad, ciphertext);
+    },
+  };
+}
+
 const CIPHER_FUNCTIONS: Record<CipherName, CipherFunction> = {
-  // Spec 12.3: 32 zero bits then the little-endian 64-bit counter.
-  ChaChaPoly: aead("ChaChaPoly", chacha20poly1305, true),
+  ChaChaPoly: backendChaChaPoly(),
   // Spec 12.4: 32 zero bits then the big-endian 64-bit counter.
   AESGCM: aead("AESGCM", gcm, false),
 };
