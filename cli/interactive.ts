@@ -27,25 +27,13 @@
 
 import process from "node:process";
 import type { JoinOutput } from "./output.ts";
-import { ChatApp, type PeerTrustView, type RoomConnection, type RoomTarget } from "./tui/app.ts";
+import { ChatApp, type ChatAppOptions } from "./tui/app.ts";
 import { Terminal } from "./tui/terminal.ts";
 
 export type { PeerTrustView, RoomConnection, RoomTarget } from "./tui/app.ts";
 
-/** Options for {@linkcode runInteractive}. */
-export interface InteractiveOptions {
-  /** Connects and joins a room: used for the first room and again by `/nick` and `/join`. */
-  open: (target: RoomTarget) => Promise<RoomConnection>;
-  /** Where `join` sends messages and notices; the screen takes them over. */
-  output: JoinOutput;
-  /** Members' trust status and verification (`known_peers`). */
-  peers: PeerTrustView;
-  /** This user's identity public key and fingerprint, for safety numbers and `/who`. */
-  identity: { publicKey: Uint8Array; fingerprint: string };
-  /** First room and nick. */
-  room: string;
-  nick: string;
-}
+/** Options for {@linkcode runInteractive}: the chat's, less the terminal and environment it takes. */
+export type InteractiveOptions = Omit<ChatAppOptions, "terminal" | "env">;
 
 /**
  * Runs the chat screen on the process's terminal until `/quit`, Ctrl-C,
