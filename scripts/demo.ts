@@ -54,8 +54,11 @@ function cleanup(): void {
 
 try {
   const relay = securechat("relay", ["serve", "--listen", "127.0.0.1:0"]);
-  const [, address] = await firstMatch(relay, /listening on (\S+)\n/);
-  const [, fingerprint] = await firstMatch(relay, /fingerprint (\S+)\n/);
+  // One match for both lines: they may arrive in one chunk.
+  const [, address, fingerprint] = await firstMatch(
+    relay,
+    /listening on (\S+)\nfingerprint (\S+)\n/,
+  );
   console.log(`relay listening on ${address}, fingerprint ${fingerprint}`);
 
   // The bot is the CLI itself in JSON mode: read message objects, write replies as lines.
