@@ -26,7 +26,6 @@
  */
 
 import process from "node:process";
-import type { JoinOutput } from "./output.ts";
 import { ChatApp, type ChatAppOptions } from "./tui/app.ts";
 import { Terminal } from "./tui/terminal.ts";
 
