@@ -18,7 +18,7 @@ import type { Socket } from "node:net";
 import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
 import { AuthenticationError, NetworkError, ProtocolError, socketErrorText } from "./errors.ts";
 import { fingerprint } from "./fingerprint.ts";
-import { FrameDecoder, FrameTooLargeError } from "./framing.ts";
+import { encodeFrame, FrameDecoder, FrameTooLargeError } from "./framing.ts";
 import { cryptoBackend } from "./crypto_backend.ts";
 import type { Identity } from "./identity.ts";
 import { type CipherState, generateKeyPair, HandshakeState } from "./noise.ts";
@@ -265,7 +265,7 @@ export function connectHandshake(options: ClientHandshakeOptions): Promise<Secur
       prologue: concat(ownPreamble, relayPreamble),
       staticKeyPair,
     });
-    socket.write(frameOf(handshake.writeMessage(EMPTY)));
+    socket.write(encodeFrame(handshake.writeMessage(EMPTY), 2));
     const relayPayload = readHandshakeMessage(handshake, await reader.next());
     const relayPublicKey = verifyIdentityPayload(relayPayload, handshake.remoteStaticPublicKey!);
     await options.verifyRelay({
@@ -273,7 +273,7 @@ export function connectHandshake(options: ClientHandshakeOptions): Promise<Secur
       fingerprint: fingerprint(relayPublicKey),
     });
     socket.write(
-      frameOf(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey))),
+      encodeFrame(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey)), 2),
     );
     const { send, receive } = handshake.split();
     return new SecureChannel({
@@ -323,7 +323,7 @@ export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureC
     const first = readHandshakeMessage(handshake, await reader.next());
     if (first.length !== 0) throw new ProtocolError("first handshake message carries a payload");
     socket.write(
-      frameOf(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey))),
+      encodeFrame(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey)), 2),
     );
     const clientPayload = readHandshakeMessage(handshake, await reader.next());
     const clientPublicKey = verifyIdentityPayload(clientPayload, handshake.remoteStaticPublicKey!);
@@ -336,14 +336,6 @@ export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureC
       ...reader.detach(),
     });
   });
-}
-
-function frameOf(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(2 + message.length);
-  out[0] = message.length >>> 8;
-  out[1] = message.length & 0xff;
-  out.set(message, 2);
-  return out;
 }
 
 /** Largest plaintext scratch buffer kept between flushes; larger batches get their own. */

@@ -16,6 +16,7 @@ import { PROTOCOL_VERSION } from "../lib/version.ts";
 import {
   delay,
   type Direction,
+  rejection,
   seededRandom,
   type SocketPair,
   socketPair,
@@ -90,15 +91,6 @@ function pattern(size: number, seed: number): Uint8Array {
     if (i + 3 < size) bytes[i + 3] = word >>> 24;
   }
   return bytes;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 Deno.test("channel: handshake over loopback proves both identities", async () => {

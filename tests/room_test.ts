@@ -12,6 +12,7 @@ import { generateKeyPair } from "../lib/noise.ts";
 import { encodeRecord, type MemberEntry, type RelayRecord } from "../lib/records.ts";
 import { type RoomEvent, RoomSession, type RoomSessionOptions } from "../lib/room.ts";
 import { peekGroupMessageHeader } from "../lib/sender_keys.ts";
+import { containsBytes } from "./support/in_process.ts";
 
 const ROOM = "ops";
 const TIME = 1_700_000_000_000;
@@ -174,14 +175,6 @@ function messages(events: RoomEvent[]): RoomEvent[] {
   return events.filter((event) => event.type === "message");
 }
 
-function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
-}
-
 /** Group messages `member` published, in order. */
 function published(relay: FakeRelay, member: Member): Uint8Array[] {
   return relay.log.flatMap((entry) =>
@@ -255,7 +248,7 @@ Deno.test("room: the relay's records never contain plaintext", () => {
   for (const text of [...secrets.slice(0, 2), directSecret]) {
     // Whole text and an 8-byte piece of it (a partial leak is a leak).
     for (const needle of [utf8(text), utf8(text).subarray(4, 12)]) {
-      for (const bytes of wire) assert.ok(!contains(bytes, needle), `relay saw "${text}"`);
+      for (const bytes of wire) assert.ok(!containsBytes(bytes, needle), `relay saw "${text}"`);
     }
   }
 });

@@ -4,8 +4,9 @@
  */
 
 import assert from "node:assert/strict";
+import { concat } from "../lib/bytes.ts";
 import { CliProcess, runCli, startRelay, TempDirs } from "./support/cli_process.ts";
-import { containsBytes, TcpProxy } from "./support/tcp_proxy.ts";
+import { containsBytes, startProxy } from "./support/in_process.ts";
 
 const encoder = new TextEncoder();
 
@@ -17,17 +18,18 @@ function upstreamOf(address: string): { host: string; port: number } {
 Deno.test("no message plaintext, nick or room name crosses the wire, and the relay never logs content", async () => {
   const dirs = new TempDirs();
   const relay = await startRelay({ home: dirs.make("relay") });
-  const proxy = await TcpProxy.start({ upstream: upstreamOf(relay.address) });
+  const proxy = await startProxy({ target: upstreamOf(relay.address) });
+  const proxyAddress = `127.0.0.1:${proxy.port}`;
   try {
     const secrets = ["attack at dawn", "the password is hunter2", "ünïcödé sécret ✓"];
     const bob = CliProcess.start(
-      ["join", proxy.address, "--room", "war-room", "--nick", "bobthebuilder", "--count", "3"],
+      ["join", proxyAddress, "--room", "war-room", "--nick", "bobthebuilder", "--count", "3"],
       { home: dirs.make() },
     );
     await bob.waitFor("stderr", /joined room/);
     const alice = await runCli([
       "join",
-      proxy.address,
+      proxyAddress,
       "--room",
       "war-room",
       "--nick",
@@ -40,7 +42,7 @@ Deno.test("no message plaintext, nick or room name crosses the wire, and the rel
     assert.equal((await bob.wait()).code, 0, bob.describe());
     assert.deepEqual(bob.stdoutLines(), secrets.map((line) => `alicewonder: ${line}`));
 
-    const wire = [proxy.recorded("toRelay"), proxy.recorded("toClient")];
+    const wire = [concat(...proxy.captured["to-server"]), concat(...proxy.captured["to-client"])];
     assert.ok(wire[0].length > 500 && wire[1].length > 500, "the proxy saw the traffic");
     for (const secret of [...secrets, "hunter2", "alicewonder", "bobthebuilder", "war-room"]) {
       for (const bytes of wire) {
@@ -64,19 +66,20 @@ Deno.test("a bit flipped on the wire kills that connection: nothing corrupted is
   const dirs = new TempDirs();
   const relay = await startRelay({ home: dirs.make("relay") });
   let armed = false;
-  const proxy = await TcpProxy.start({
-    upstream: upstreamOf(relay.address),
-    tamper: (chunk, { direction }) => {
-      if (armed && direction === "toClient" && chunk.length > 0) {
+  const proxy = await startProxy({
+    target: upstreamOf(relay.address),
+    transform: (chunk, direction) => {
+      if (armed && direction === "to-client" && chunk.length > 0) {
         chunk[chunk.length - 1] ^= 0x01;
         armed = false;
       }
       return chunk;
     },
   });
+  const proxyAddress = `127.0.0.1:${proxy.port}`;
   try {
     const victim = CliProcess.start(
-      ["join", proxy.address, "--room", "r", "--nick", "victim", "--count", "1"],
+      ["join", proxyAddress, "--room", "r", "--nick", "victim", "--count", "1"],
       { home: dirs.make() },
     );
     await victim.waitFor("stderr", /joined room/);

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { utf8 } from "../../lib/bytes.ts";
 import { validateNick, validateRoom } from "../../lib/announcement.ts";
 import type { ChatClient } from "../../lib/client.ts";
 import { MAX_TEXT_BYTES } from "../../lib/content.ts";
@@ -435,7 +436,7 @@ export class ChatApp {
   }
 
   #fits(text: string): boolean {
-    const bytes = new TextEncoder().encode(text).length;
+    const bytes = utf8(text).length;
     if (bytes <= MAX_TEXT_BYTES) return true;
     this.#error(`not sent: ${bytes} bytes is over the ${MAX_TEXT_BYTES}-byte message limit`);
     return false;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { utf8 } from "../bytes.ts";
 import { CipherState } from "./cipher_state.ts";
 import { NoiseError } from "./error.ts";
 import type { CipherFunction, HashFunction } from "./primitives.ts";
@@ -77,7 +78,7 @@ export class SymmetricState {
   constructor(options: SymmetricStateOptions) {
     this.#hash = options.hash;
     this.#cipher = options.cipher;
-    const name = new TextEncoder().encode(options.protocolName);
+    const name = utf8(options.protocolName);
     if (name.length <= this.#hash.hashLen) {
       this.#handshakeHash = new Uint8Array(this.#hash.hashLen);
       this.#handshakeHash.set(name);

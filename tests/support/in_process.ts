@@ -318,3 +318,36 @@ export async function joinRoom(options: JoinOptions): Promise<TestClient> {
   });
   return Object.assign(result, { client });
 }
+
+/**
+ * Whether `needle` occurs anywhere in `haystack`.
+ *
+ * @example
+ * ```ts
+ * containsBytes(recorded, new TextEncoder().encode("secret")); // false
+ * ```
+ */
+export function containsBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Resolves with the error `promise` rejects with; throws if it resolves.
+ *
+ * @example
+ * ```ts
+ * const error = await rejection(client.send(["x"]));
+ * ```
+ */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected a rejection");
+}

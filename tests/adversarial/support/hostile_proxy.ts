@@ -26,6 +26,7 @@
  */
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { concat } from "../../../lib/bytes.ts";
 
 /** Which way a unit travels. */
 export type Direction = "toRelay" | "toClient";
@@ -240,7 +241,7 @@ export class HostileProxy {
           while (leg.queue.length > 0 && leg.queue[0].mergeMs) {
             parts.push(leg.queue.shift()!.bytes ?? new Uint8Array(0));
           }
-          bytes = concatBytes(parts);
+          bytes = concat(...parts);
           if (bytes.length > 1 && !leg.to.destroyed) {
             const cut = 1 + Math.floor(Math.random() * (bytes.length - 1));
             leg.to.write(bytes.subarray(0, cut));
@@ -293,16 +294,6 @@ export class HostileProxy {
     for (const socket of this.#sockets) socket.destroy();
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /**
