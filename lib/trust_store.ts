@@ -222,6 +222,35 @@ async function writeTrustFile(path: string, lines: Line[]): Promise<void> {
   }
 }
 
+/**
+ * Reads a trust file of one entry per key: blank and comment lines are kept
+ * as they are (so updates preserve them), `parse` turns an entry's fields
+ * into its key and value, and a key listed twice is an error.
+ */
+async function loadKeyedFile<E extends { line: number }>(
+  path: string,
+  parse: (fields: string[], line: number) => { key: string; label: string; entry: E },
+): Promise<{ lines: Line[]; entries: Map<string, E> }> {
+  const lines: Line[] = [];
+  const entries = new Map<string, E>();
+  splitLines(await readTrustFile(path) ?? "").forEach((raw, index) => {
+    const number = index + 1;
+    const split = splitEntry(raw);
+    if (split === undefined) {
+      lines.push({ text: raw });
+      return;
+    }
+    const { key, label, entry } = parse(split.fields, number);
+    const earlier = entries.get(key);
+    if (earlier !== undefined) {
+      throw lineError(path, number, `${label} is listed again (first on line ${earlier.line})`);
+    }
+    entries.set(key, entry);
+    lines.push({ text: raw, key });
+  });
+  return { lines, entries };
+}
+
 function lineError(path: string, line: number, detail: string): TrustStoreError {
   return new TrustStoreError({ path, line, message: `${path} line ${line}: ${detail}` });
 }
@@ -271,32 +300,16 @@ export class KnownServers {
    * ```
    */
   static async load(path: string): Promise<KnownServers> {
-    const text = await readTrustFile(path);
-    const lines: Line[] = [];
-    const entries = new Map<string, ServerEntry>();
-    splitLines(text ?? "").forEach((raw, index) => {
-      const number = index + 1;
-      const entry = splitEntry(raw);
-      if (entry === undefined) {
-        lines.push({ text: raw });
-        return;
-      }
-      if (entry.fields.length !== 2) {
-        throw lineError(path, number, "expected `HOST:PORT FINGERPRINT`");
-      }
+    const { lines, entries } = await loadKeyedFile<ServerEntry>(path, (fields, line) => {
+      if (fields.length !== 2) throw lineError(path, line, "expected `HOST:PORT FINGERPRINT`");
       let address: string;
       try {
-        address = canonicalServerAddress(entry.fields[0]);
+        address = canonicalServerAddress(fields[0]);
       } catch (error) {
-        throw lineError(path, number, (error as Error).message);
+        throw lineError(path, line, (error as Error).message);
       }
-      const fingerprint = parseFingerprintField(path, number, entry.fields[1]);
-      const earlier = entries.get(address);
-      if (earlier !== undefined) {
-        throw lineError(path, number, `${address} is listed again (first on line ${earlier.line})`);
-      }
-      entries.set(address, { fingerprint, line: number });
-      lines.push({ text: raw, key: address });
+      const fingerprint = parseFingerprintField(path, line, fields[1]);
+      return { key: address, label: address, entry: { fingerprint, line } };
     });
     return new KnownServers(path, lines, entries);
   }
@@ -434,39 +447,21 @@ export class KnownPeers {
    * ```
    */
   static async load(path: string): Promise<KnownPeers> {
-    const text = await readTrustFile(path);
-    const lines: Line[] = [];
-    const entries = new Map<string, PeerEntry>();
-    splitLines(text ?? "").forEach((raw, index) => {
-      const number = index + 1;
-      const entry = splitEntry(raw);
-      if (entry === undefined) {
-        lines.push({ text: raw });
-        return;
-      }
-      const { fields } = entry;
+    const { lines, entries } = await loadKeyedFile<PeerEntry>(path, (fields, line) => {
       if (
         fields.length < 2 || fields.length > 3 || (fields.length === 3 && fields[2] !== "verified")
       ) {
-        throw lineError(path, number, "expected `NICK FINGERPRINT` or `NICK FINGERPRINT verified`");
+        throw lineError(path, line, "expected `NICK FINGERPRINT` or `NICK FINGERPRINT verified`");
       }
       const nick = fields[0];
       try {
         checkPeerNick(nick);
       } catch (error) {
-        throw lineError(path, number, (error as Error).message);
+        throw lineError(path, line, (error as Error).message);
       }
-      const fingerprint = parseFingerprintField(path, number, fields[1]);
-      const earlier = entries.get(nick);
-      if (earlier !== undefined) {
-        throw lineError(
-          path,
-          number,
-          `${show(nick)} is listed again (first on line ${earlier.line})`,
-        );
-      }
-      entries.set(nick, { fingerprint, verified: fields.length === 3, line: number });
-      lines.push({ text: raw, key: nick });
+      const fingerprint = parseFingerprintField(path, line, fields[1]);
+      const entry = { fingerprint, verified: fields.length === 3, line };
+      return { key: nick, label: show(nick), entry };
     });
     return new KnownPeers(path, lines, entries);
   }
