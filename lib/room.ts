@@ -159,6 +159,8 @@ export class RoomSession {
   #isTrusted: (member: { nick: string; fingerprint: string }) => boolean;
   #now: () => number;
   #members = new Map<number, MemberState>();
+  /** Members with messages held for their key: checked on each record, so kept apart. */
+  #awaitingKeys = new Set<MemberState>();
   /**
    * Pairwise keys of every announcement accepted in this session, this
    * member's own included. Each connection announces a fresh one, so a key
@@ -525,6 +527,7 @@ export class RoomSession {
       }
       if (member.pending.length === 0) member.pendingSince = this.#now();
       member.pending.push(message.slice());
+      this.#awaitingKeys.add(member);
       return;
     }
     try {
@@ -581,12 +584,14 @@ export class RoomSession {
 
   /** Tells the user, once per member, about messages stuck waiting for a key. */
   #checkWaitingForKeys(output: RoomOutput): void {
+    if (this.#awaitingKeys.size === 0) return;
     const now = this.#now();
-    for (const member of this.#members.values()) {
-      if (
-        member.pending.length === 0 || member.warnedMissingKey ||
-        now - member.pendingSince < KEY_WAIT_MS
-      ) continue;
+    for (const member of this.#awaitingKeys) {
+      if (member.pending.length === 0 || !this.#members.has(member.info.memberId)) {
+        this.#awaitingKeys.delete(member);
+        continue;
+      }
+      if (member.warnedMissingKey || now - member.pendingSince < KEY_WAIT_MS) continue;
       member.warnedMissingKey = true;
       this.#warn(
         output,
