@@ -31,15 +31,15 @@
 import process from "node:process";
 import { main } from "./cli/main.ts";
 
-export { ChatClient, type ChatClientOptions, fetchRelayFingerprint } from "./lib/client.ts";
-export { DEFAULT_PORT, Relay, type RelayOptions } from "./lib/relay.ts";
-export { type MemberInfo, type RoomEvent, RoomSession } from "./lib/room.ts";
-export { generateIdentity, type Identity, identityFromSecretKey } from "./lib/identity.ts";
-export { fingerprint, fingerprintsEqual, parseFingerprint } from "./lib/fingerprint.ts";
-export { IdentityFileError, loadIdentity, saveIdentity } from "./lib/identity_file.ts";
-export { KnownPeers, KnownServers, loadFingerprintList } from "./lib/trust_store.ts";
-export { AuthenticationError, NetworkError, ProtocolError } from "./lib/errors.ts";
-export { PROGRAM_VERSION, PROTOCOL_VERSION } from "./lib/version.ts";
+export { ChatClient, type ChatClientOptions, fetchRelayFingerprint } from "./lib/client/client.ts";
+export { DEFAULT_PORT, Relay, type RelayOptions } from "./lib/relay/relay.ts";
+export { type MemberInfo, type RoomEvent, RoomSession } from "./lib/e2e/room.ts";
+export { generateIdentity, type Identity, identityFromSecretKey } from "./lib/identity/identity.ts";
+export { fingerprint, fingerprintsEqual, parseFingerprint } from "./lib/identity/fingerprint.ts";
+export { IdentityFileError, loadIdentity, saveIdentity } from "./lib/identity/identity_file.ts";
+export { KnownPeers, KnownServers, loadFingerprintList } from "./lib/identity/trust_store.ts";
+export { AuthenticationError, NetworkError, ProtocolError } from "./lib/core/errors.ts";
+export { PROGRAM_VERSION, PROTOCOL_VERSION } from "./lib/core/version.ts";
 
 if (import.meta.main) {
   await main(process.argv.slice(2));

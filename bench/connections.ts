@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ChatClient } from "../lib/client.ts";
+import { ChatClient } from "../lib/client/client.ts";
 import { benchIdentity, inParallel, SecureMember, TlsMember } from "./members.ts";
 import type { Server } from "./servers.ts";
 import { median } from "./stats.ts";

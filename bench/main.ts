@@ -32,7 +32,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { cryptoBackend } from "../lib/crypto_backend.ts";
+import { cryptoBackend } from "../lib/crypto/crypto_backend.ts";
 import { runHandshakes, runScale } from "./connections.ts";
 import { makeLines, runNcatPipe, runSecurechatPipe } from "./pipe.ts";
 import { ROOT, securechatCommand } from "./processes.ts";

@@ -1,6 +1,6 @@
 /**
  * Load clients. {@linkcode SecureMember} is a lean securechat member built
- * from the library's own transport (`lib/channel.ts`, `lib/records.ts`): it
+ * from the library's own transport (`lib/transport/channel.ts`, `lib/transport/records.ts`): it
  * does the full handshake, proves its identity, joins with a signed
  * announcement and decrypts every transport message, but leaves the
  * end-to-end layer to the scenario. {@linkcode TlsMember} is an ncat chat
@@ -10,13 +10,13 @@
  */
 
 import * as tls from "node:tls";
-import { signAnnouncement } from "../lib/announcement.ts";
-import { connectHandshake, type SecureChannel } from "../lib/channel.ts";
-import { openSocket } from "../lib/client.ts";
-import { cryptoBackend } from "../lib/crypto_backend.ts";
-import { fingerprint } from "../lib/fingerprint.ts";
-import type { Identity } from "../lib/identity.ts";
-import { decodeRecord, encodeRecord, RecordType } from "../lib/records.ts";
+import { signAnnouncement } from "../lib/e2e/announcement.ts";
+import { connectHandshake, type SecureChannel } from "../lib/transport/channel.ts";
+import { openSocket } from "../lib/client/client.ts";
+import { cryptoBackend } from "../lib/crypto/crypto_backend.ts";
+import { fingerprint } from "../lib/identity/fingerprint.ts";
+import type { Identity } from "../lib/identity/identity.ts";
+import { decodeRecord, encodeRecord, RecordType } from "../lib/transport/records.ts";
 import type { Server } from "./servers.ts";
 
 /**

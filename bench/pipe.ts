@@ -15,7 +15,7 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { saveIdentity } from "../lib/identity_file.ts";
+import { saveIdentity } from "../lib/identity/identity_file.ts";
 import { benchIdentity } from "./members.ts";
 import { Child, securechatCommand } from "./processes.ts";
 import type { Server } from "./servers.ts";

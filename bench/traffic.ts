@@ -24,10 +24,10 @@
  * @module
  */
 
-import { ChatClient } from "../lib/client.ts";
-import { encodeGroupContent } from "../lib/content.ts";
-import type { Identity } from "../lib/identity.ts";
-import { groupContext, OutboundSenderKey, peekGroupMessageHeader } from "../lib/sender_keys.ts";
+import { ChatClient } from "../lib/client/client.ts";
+import { encodeGroupContent } from "../lib/e2e/content.ts";
+import type { Identity } from "../lib/identity/identity.ts";
+import { groupContext, OutboundSenderKey, peekGroupMessageHeader } from "../lib/e2e/sender_keys.ts";
 import { allOrThrow, benchIdentity, inParallel, SecureMember, TlsMember } from "./members.ts";
 import type { Server } from "./servers.ts";
 import { LatencyHistogram } from "./stats.ts";
@@ -88,7 +88,7 @@ export interface TrafficResult {
 
 const PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
 const HEADER_CHARS = 12; // 2 digits sender, 10 digits sequence number
-const MAX_BATCH_TEXT_BYTES = 128 * 1024; // as lib/client.ts packs
+const MAX_BATCH_TEXT_BYTES = 128 * 1024; // as lib/client/client.ts packs
 const MAX_BATCH_TEXTS = 4096;
 const NEWLINE = 0x0a;
 

@@ -8,11 +8,11 @@
 import { Command } from "commander";
 import { resolve } from "node:path";
 import process from "node:process";
-import { fingerprint } from "../lib/fingerprint.ts";
-import { IdentityFileError, readPublicKey } from "../lib/identity_file.ts";
-import { parseServerAddress, type ServerAddress } from "../lib/trust_store.ts";
-import { fetchRelayFingerprint } from "../lib/client.ts";
-import { pathExists } from "../lib/atomic_file.ts";
+import { fingerprint } from "../lib/identity/fingerprint.ts";
+import { IdentityFileError, readPublicKey } from "../lib/identity/identity_file.ts";
+import { parseServerAddress, type ServerAddress } from "../lib/identity/trust_store.ts";
+import { fetchRelayFingerprint } from "../lib/client/client.ts";
+import { pathExists } from "../lib/core/atomic_file.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { defaultIdentityPath } from "./paths.ts";
 

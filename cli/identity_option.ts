@@ -6,9 +6,9 @@
  */
 
 import process from "node:process";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { pathExists } from "../lib/atomic_file.ts";
-import { saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
+import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
+import { pathExists } from "../lib/core/atomic_file.ts";
+import { saveIdentity, savePublicKeyFile } from "../lib/identity/identity_file.ts";
 import { unlockIdentity } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
 

@@ -12,22 +12,22 @@
 import { Command, InvalidArgumentError } from "commander";
 import process from "node:process";
 import { createInterface } from "node:readline";
-import { validateNick, validateRoom } from "../lib/announcement.ts";
-import { utf8 } from "../lib/bytes.ts";
-import { ChatClient } from "../lib/client.ts";
-import { type ConnectionHandlers, ReconnectingClient } from "../lib/reconnecting_client.ts";
-import { MAX_TEXT_BYTES } from "../lib/content.ts";
-import { AuthenticationError, NetworkError } from "../lib/errors.ts";
-import { fingerprintsEqual, parseFingerprint } from "../lib/fingerprint.ts";
-import type { Identity } from "../lib/identity.ts";
-import type { MemberInfo, RoomEvent } from "../lib/room.ts";
+import { validateNick, validateRoom } from "../lib/e2e/announcement.ts";
+import { utf8 } from "../lib/core/bytes.ts";
+import { ChatClient } from "../lib/client/client.ts";
+import { type ConnectionHandlers, ReconnectingClient } from "../lib/client/reconnecting_client.ts";
+import { MAX_TEXT_BYTES } from "../lib/e2e/content.ts";
+import { AuthenticationError, NetworkError } from "../lib/core/errors.ts";
+import { fingerprintsEqual, parseFingerprint } from "../lib/identity/fingerprint.ts";
+import type { Identity } from "../lib/identity/identity.ts";
+import type { MemberInfo, RoomEvent } from "../lib/e2e/room.ts";
 import {
   formatServerAddress,
   KnownPeers,
   KnownServers,
   loadFingerprintList,
   type ServerAddress,
-} from "../lib/trust_store.ts";
+} from "../lib/identity/trust_store.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
 import { positiveInteger, serverAddress } from "./options.ts";

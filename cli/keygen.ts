@@ -7,9 +7,13 @@
 import { Command } from "commander";
 import { resolve } from "node:path";
 import process from "node:process";
-import { generateIdentity } from "../lib/identity.ts";
-import { IdentityFileError, saveIdentity, savePublicKeyFile } from "../lib/identity_file.ts";
-import { pathExists } from "../lib/atomic_file.ts";
+import { generateIdentity } from "../lib/identity/identity.ts";
+import {
+  IdentityFileError,
+  saveIdentity,
+  savePublicKeyFile,
+} from "../lib/identity/identity_file.ts";
+import { pathExists } from "../lib/core/atomic_file.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { readPassphrase } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";

@@ -8,14 +8,14 @@
 import { Command, CommanderError } from "commander";
 import process from "node:process";
 import { CliError, ExitCode } from "./exit_codes.ts";
-import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/version.ts";
+import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/core/version.ts";
 import { keygenCommand } from "./keygen.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
 import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
-import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.ts";
-import { IdentityFileError } from "../lib/identity_file.ts";
-import { TrustStoreError } from "../lib/trust_store.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/errors.ts";
+import { IdentityFileError } from "../lib/identity/identity_file.ts";
+import { TrustStoreError } from "../lib/identity/trust_store.ts";
 
 /**
  * Builds the commander program with every sub-command.

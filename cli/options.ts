@@ -6,7 +6,7 @@
  */
 
 import { InvalidArgumentError } from "commander";
-import { parseServerAddress, type ServerAddress } from "../lib/trust_store.ts";
+import { parseServerAddress, type ServerAddress } from "../lib/identity/trust_store.ts";
 
 /**
  * Parses a positive whole number.

@@ -10,7 +10,7 @@
  */
 
 import process from "node:process";
-import type { MemberInfo } from "../lib/room.ts";
+import type { MemberInfo } from "../lib/e2e/room.ts";
 
 /** Kinds of notice, as the `type` field of JSON notices. */
 export type NoticeType =

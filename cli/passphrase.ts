@@ -6,8 +6,8 @@
  */
 
 import process from "node:process";
-import { IdentityFileError, loadIdentity } from "../lib/identity_file.ts";
-import type { Identity } from "../lib/identity.ts";
+import { IdentityFileError, loadIdentity } from "../lib/identity/identity_file.ts";
+import type { Identity } from "../lib/identity/identity.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 
 /** The environment variable that supplies the passphrase non-interactively. */

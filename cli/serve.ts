@@ -10,12 +10,12 @@
 
 import { Command, Option } from "commander";
 import process from "node:process";
-import { DEFAULT_PORT, Relay, RELAY_LIMIT_DEFAULTS as LIMITS } from "../lib/relay.ts";
+import { DEFAULT_PORT, Relay, RELAY_LIMIT_DEFAULTS as LIMITS } from "../lib/relay/relay.ts";
 import {
   formatServerAddress,
   loadFingerprintList,
   type ServerAddress,
-} from "../lib/trust_store.ts";
+} from "../lib/identity/trust_store.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
 import { positiveInteger, serverAddress } from "./options.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { ByteReader, ByteWriter, concat, toHex, utf8 } from "../lib/bytes.ts";
+import { ByteReader, ByteWriter, concat, toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   type Announcement,
   AnnouncementError,
@@ -10,8 +10,8 @@ import {
   validateNick,
   validateRoom,
   verifyAnnouncement,
-} from "../lib/announcement.ts";
-import type { SigningIdentity } from "../lib/sender_keys.ts";
+} from "../lib/e2e/announcement.ts";
+import type { SigningIdentity } from "../lib/e2e/sender_keys.ts";
 
 function newIdentity(): SigningIdentity {
   const { secretKey, publicKey } = ed25519.keygen();

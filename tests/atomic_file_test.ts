@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { errorCode, writeFileAtomic } from "../lib/atomic_file.ts";
+import { errorCode, writeFileAtomic } from "../lib/core/atomic_file.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const DENO = join(ROOT, "node_modules", ".bin", "deno");
@@ -118,7 +118,7 @@ Deno.test("readers and kill -9 only ever see a whole old or whole new file", asy
     const script = join(dir, "writer.ts");
     await writeFile(script, WRITER);
     await writeFileAtomic(path, version(0));
-    const atomicUrl = new URL("../lib/atomic_file.ts", import.meta.url).href;
+    const atomicUrl = new URL("../lib/core/atomic_file.ts", import.meta.url).href;
 
     for (let round = 0; round < 3; round++) {
       const start = (round + 1) * 10_000;

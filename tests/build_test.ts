@@ -11,8 +11,8 @@ import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROGRAM_VERSION as VERSION } from "../lib/version.ts";
-import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/version.ts";
+import { PROGRAM_VERSION as VERSION } from "../lib/core/version.ts";
+import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/core/version.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const EXECUTABLE = join(
@@ -83,7 +83,7 @@ async function runProgram(
   };
 }
 
-Deno.test("the program version is the same in cli/main.ts, lib/version.ts and package.json", async () => {
+Deno.test("the program version is the same in cli/main.ts, lib/core/version.ts and package.json", async () => {
   const manifest = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
   assert.equal(VERSION, manifest.version);
   assert.equal(PROGRAM_VERSION, manifest.version);

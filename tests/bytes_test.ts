@@ -12,7 +12,7 @@ import {
   toBase64,
   toHex,
   utf8,
-} from "../lib/bytes.ts";
+} from "../lib/core/bytes.ts";
 
 Deno.test("hex, base64 and UTF-8 round trip and refuse malformed input", () => {
   const bytes = new Uint8Array(256).map((_, i) => i);

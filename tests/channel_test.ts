@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
-import { concat, toHex, utf8 } from "../lib/bytes.ts";
+import { concat, toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   acceptHandshake,
   connectHandshake,
@@ -8,11 +8,11 @@ import {
   MAX_RECORD_BYTES,
   PREAMBLE_BYTES,
   type SecureChannel,
-} from "../lib/channel.ts";
-import { AuthenticationError, NetworkError, ProtocolError } from "../lib/errors.ts";
-import { FrameDecoder } from "../lib/framing.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { PROTOCOL_VERSION } from "../lib/version.ts";
+} from "../lib/transport/channel.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/errors.ts";
+import { FrameDecoder } from "../lib/transport/framing.ts";
+import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
+import { PROTOCOL_VERSION } from "../lib/core/version.ts";
 import {
   delay,
   type Direction,

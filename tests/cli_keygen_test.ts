@@ -3,8 +3,8 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { securechatCommand } from "./support/cli_command.ts";
-import { isCanonicalFingerprint } from "../lib/fingerprint.ts";
-import { loadIdentity } from "../lib/identity_file.ts";
+import { isCanonicalFingerprint } from "../lib/identity/fingerprint.ts";
+import { loadIdentity } from "../lib/identity/identity_file.ts";
 
 interface Result {
   code: number;

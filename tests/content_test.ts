@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ByteWriter, DecodeError, toHex, utf8 } from "../lib/bytes.ts";
+import { ByteWriter, DecodeError, toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   decodeGroupContent,
   decodePairwiseContent,
@@ -7,7 +7,7 @@ import {
   encodePairwiseContent,
   MAX_TEXT_BYTES,
   type PairwiseContent,
-} from "../lib/content.ts";
+} from "../lib/e2e/content.ts";
 
 const TIME = 1_700_000_000_123;
 

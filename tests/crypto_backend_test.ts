@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { fromHex, toHex, utf8 } from "../lib/bytes.ts";
+import { fromHex, toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   type CryptoBackend,
   cryptoBackend,
@@ -14,7 +14,7 @@ import {
   LowOrderPointError,
   nativeBackend,
   nobleBackend,
-} from "../lib/crypto_backend.ts";
+} from "../lib/crypto/crypto_backend.ts";
 
 const BACKENDS: [string, CryptoBackend][] = [["native", nativeBackend], ["noble", nobleBackend]];
 
@@ -29,7 +29,7 @@ Deno.test("Deno offers every native primitive, and it is the default", () => {
 });
 
 Deno.test("SECURECHAT_CRYPTO=noble selects the noble fallback", async () => {
-  const script = 'import { cryptoBackend } from "./lib/crypto_backend.ts";' +
+  const script = 'import { cryptoBackend } from "./lib/crypto/crypto_backend.ts";' +
     "console.log(JSON.stringify(cryptoBackend.names));";
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["eval", script],

@@ -1,7 +1,7 @@
 /** Pairwise envelopes: round trip and every way an envelope must fail to open. */
 
 import assert from "node:assert/strict";
-import { toHex, utf8 } from "../lib/bytes.ts";
+import { toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   ENVELOPE_OVERHEAD,
   ENVELOPE_PROTOCOL,
@@ -9,8 +9,8 @@ import {
   MAX_ENVELOPE_PLAINTEXT,
   openEnvelope,
   sealEnvelope,
-} from "../lib/envelope.ts";
-import { generateKeyPair, HandshakeState } from "../lib/noise.ts";
+} from "../lib/e2e/envelope.ts";
+import { generateKeyPair, HandshakeState } from "../lib/crypto/noise.ts";
 
 const alice = generateKeyPair("25519");
 const bob = generateKeyPair("25519");

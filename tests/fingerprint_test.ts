@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { fromHex } from "../lib/bytes.ts";
+import { fromHex } from "../lib/core/bytes.ts";
 import {
   fingerprint,
   fingerprintsEqual,
   isCanonicalFingerprint,
   parseFingerprint,
-} from "../lib/fingerprint.ts";
-import { generateIdentity } from "../lib/identity.ts";
+} from "../lib/identity/fingerprint.ts";
+import { generateIdentity } from "../lib/identity/identity.ts";
 
 // RFC 8032 section 7.1, test 1 public key.
 const RFC8032_PUBLIC = fromHex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { concat } from "../lib/bytes.ts";
-import { encodeFrame, FrameDecoder, FrameTooLargeError } from "../lib/framing.ts";
+import { concat } from "../lib/core/bytes.ts";
+import { encodeFrame, FrameDecoder, FrameTooLargeError } from "../lib/transport/framing.ts";
 import { seededRandom } from "./support/in_process.ts";
 
 /** Frames of varied sizes, including empty ones and one over the 1-byte length boundary. */

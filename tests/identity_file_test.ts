@@ -3,8 +3,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
-import { concat, fromBase64, fromHex, toBase64, toHex, utf8 } from "../lib/bytes.ts";
-import { fingerprint } from "../lib/fingerprint.ts";
+import { concat, fromBase64, fromHex, toBase64, toHex, utf8 } from "../lib/core/bytes.ts";
+import { fingerprint } from "../lib/identity/fingerprint.ts";
 import {
   generateIdentity,
   type Identity,
@@ -12,7 +12,7 @@ import {
   isValidPublicKey,
   signWithIdentity,
   verifyIdentitySignature,
-} from "../lib/identity.ts";
+} from "../lib/identity/identity.ts";
 import {
   associatedData,
   decodeIdentityFile,
@@ -27,7 +27,7 @@ import {
   readPublicKey,
   saveIdentity,
   savePublicKeyFile,
-} from "../lib/identity_file.ts";
+} from "../lib/identity/identity_file.ts";
 
 /** A parsed identity file, edited freely by the corruption tests. */
 // deno-lint-ignore no-explicit-any

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { randomBytes } from "@noble/ciphers/utils.js";
-import { toHex, utf8 } from "../lib/bytes.ts";
+import { toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   CipherState,
   generateKeyPair,
@@ -15,7 +15,7 @@ import {
   NoiseError,
   parsePattern,
   PATTERN_NAMES,
-} from "../lib/noise.ts";
+} from "../lib/crypto/noise.ts";
 
 type SideOptions = Omit<HandshakeStateOptions, "protocolName" | "initiator">;
 

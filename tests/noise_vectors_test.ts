@@ -7,14 +7,14 @@
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { fromHex, toHex } from "../lib/bytes.ts";
+import { fromHex, toHex } from "../lib/core/bytes.ts";
 import {
   type DhName,
   HandshakeState,
   type KeyPair,
   keyPairFromSecretKey,
   parsePattern,
-} from "../lib/noise.ts";
+} from "../lib/crypto/noise.ts";
 
 interface Vector {
   protocol_name: string;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { ChatClient } from "../lib/client.ts";
-import { AuthenticationError } from "../lib/errors.ts";
-import { generateIdentity } from "../lib/identity.ts";
-import { type ConnectionStatus, ReconnectingClient } from "../lib/reconnecting_client.ts";
-import type { RoomEvent } from "../lib/room.ts";
+import { ChatClient } from "../lib/client/client.ts";
+import { AuthenticationError } from "../lib/core/errors.ts";
+import { generateIdentity } from "../lib/identity/identity.ts";
+import { type ConnectionStatus, ReconnectingClient } from "../lib/client/reconnecting_client.ts";
+import type { RoomEvent } from "../lib/e2e/room.ts";
 import { joinRoom, startRelay, waitFor } from "./support/in_process.ts";
 
 function member(

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { ByteWriter, concat, DecodeError, toHex, utf8 } from "../lib/bytes.ts";
+import { ByteWriter, concat, DecodeError, toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   decodeRecord,
   encodeRecord,
   type MemberEntry,
   RecordType,
   type RelayRecord,
-} from "../lib/records.ts";
+} from "../lib/transport/records.ts";
 import { seededRandom } from "./support/in_process.ts";
 
 function bytes(length: number, fill: number): Uint8Array {

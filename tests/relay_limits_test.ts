@@ -5,13 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { connectHandshake, encodePreamble, SecureChannel } from "../lib/channel.ts";
-import { openSocket } from "../lib/client.ts";
-import { ProtocolError } from "../lib/errors.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { decodeRecord, encodeRecord, RelayErrorCode, type RelayRecord } from "../lib/records.ts";
-import { addressKey, Relay, RELAY_LIMIT_DEFAULTS, SILENT_AFTER_MS } from "../lib/relay.ts";
-import { RoomSession } from "../lib/room.ts";
+import { connectHandshake, encodePreamble, SecureChannel } from "../lib/transport/channel.ts";
+import { openSocket } from "../lib/client/client.ts";
+import { ProtocolError } from "../lib/core/errors.ts";
+import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  RelayErrorCode,
+  type RelayRecord,
+} from "../lib/transport/records.ts";
+import { addressKey, Relay, RELAY_LIMIT_DEFAULTS, SILENT_AFTER_MS } from "../lib/relay/relay.ts";
+import { RoomSession } from "../lib/e2e/room.ts";
 import { startRelay as startCliRelay, TempDirs } from "./support/cli_process.ts";
 import { delay, joinRoom, startRelay, type TestClient, waitFor } from "./support/in_process.ts";
 

@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
-import { concat, utf8 } from "../lib/bytes.ts";
-import { connectHandshake, SecureChannel } from "../lib/channel.ts";
-import { openSocket } from "../lib/client.ts";
-import { AuthenticationError, ProtocolError } from "../lib/errors.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { decodeRecord, encodeRecord, RelayErrorCode, type RelayRecord } from "../lib/records.ts";
-import { RoomSession } from "../lib/room.ts";
+import { concat, utf8 } from "../lib/core/bytes.ts";
+import { connectHandshake, SecureChannel } from "../lib/transport/channel.ts";
+import { openSocket } from "../lib/client/client.ts";
+import { AuthenticationError, ProtocolError } from "../lib/core/errors.ts";
+import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  RelayErrorCode,
+  type RelayRecord,
+} from "../lib/transport/records.ts";
+import { RoomSession } from "../lib/e2e/room.ts";
 import {
   containsBytes,
   delay,

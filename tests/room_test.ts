@@ -5,13 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import { signAnnouncement } from "../lib/announcement.ts";
-import { utf8 } from "../lib/bytes.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { generateKeyPair } from "../lib/noise.ts";
-import { encodeRecord, type MemberEntry, type RelayRecord } from "../lib/records.ts";
-import { type RoomEvent, RoomSession, type RoomSessionOptions } from "../lib/room.ts";
-import { peekGroupMessageHeader } from "../lib/sender_keys.ts";
+import { signAnnouncement } from "../lib/e2e/announcement.ts";
+import { utf8 } from "../lib/core/bytes.ts";
+import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
+import { generateKeyPair } from "../lib/crypto/noise.ts";
+import { encodeRecord, type MemberEntry, type RelayRecord } from "../lib/transport/records.ts";
+import { type RoomEvent, RoomSession, type RoomSessionOptions } from "../lib/e2e/room.ts";
+import { peekGroupMessageHeader } from "../lib/e2e/sender_keys.ts";
 import { containsBytes } from "./support/in_process.ts";
 
 const ROOM = "ops";

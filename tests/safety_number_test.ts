@@ -6,9 +6,9 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { fromHex, toHex } from "../lib/bytes.ts";
-import { generateIdentity } from "../lib/identity.ts";
-import { safetyNumber, safetyNumberRows } from "../lib/safety_number.ts";
+import { fromHex, toHex } from "../lib/core/bytes.ts";
+import { generateIdentity } from "../lib/identity/identity.ts";
+import { safetyNumber, safetyNumberRows } from "../lib/identity/safety_number.ts";
 
 const RFC8032_KEY_1 = fromHex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
 const RFC8032_KEY_2 = fromHex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");

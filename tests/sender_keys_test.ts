@@ -7,7 +7,7 @@ import {
   sign as nodeSign,
 } from "node:crypto";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { ByteWriter, concat, toHex, utf8 } from "../lib/bytes.ts";
+import { ByteWriter, concat, toHex, utf8 } from "../lib/core/bytes.ts";
 import {
   groupContext,
   GroupMessageError,
@@ -18,7 +18,7 @@ import {
   peekGroupMessageHeader,
   type SenderKeyState,
   type SigningIdentity,
-} from "../lib/sender_keys.ts";
+} from "../lib/e2e/sender_keys.ts";
 
 function newIdentity(): SigningIdentity {
   const { secretKey, publicKey } = ed25519.keygen();

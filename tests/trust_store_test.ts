@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fingerprint } from "../lib/fingerprint.ts";
-import { generateIdentity } from "../lib/identity.ts";
+import { fingerprint } from "../lib/identity/fingerprint.ts";
+import { generateIdentity } from "../lib/identity/identity.ts";
 import {
   canonicalServerAddress,
   checkPeerNick,
@@ -13,7 +13,7 @@ import {
   loadFingerprintList,
   parseServerAddress,
   TrustStoreError,
-} from "../lib/trust_store.ts";
+} from "../lib/identity/trust_store.ts";
 
 const fp = () => fingerprint(generateIdentity().publicKey);
 

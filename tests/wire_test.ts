@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { concat } from "../lib/bytes.ts";
+import { concat } from "../lib/core/bytes.ts";
 import { CliProcess, runCli, startRelay, TempDirs } from "./support/cli_process.ts";
 import { containsBytes, startProxy } from "./support/in_process.ts";
 

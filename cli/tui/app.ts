@@ -15,12 +15,12 @@
  * @module
  */
 
-import { utf8 } from "../../lib/bytes.ts";
-import { validateNick, validateRoom } from "../../lib/announcement.ts";
-import type { ChatClient } from "../../lib/client.ts";
-import { MAX_TEXT_BYTES } from "../../lib/content.ts";
-import type { MemberInfo } from "../../lib/room.ts";
-import { safetyNumber, safetyNumberRows } from "../../lib/safety_number.ts";
+import { utf8 } from "../../lib/core/bytes.ts";
+import { validateNick, validateRoom } from "../../lib/e2e/announcement.ts";
+import type { ChatClient } from "../../lib/client/client.ts";
+import { MAX_TEXT_BYTES } from "../../lib/e2e/content.ts";
+import type { MemberInfo } from "../../lib/e2e/room.ts";
+import { safetyNumber, safetyNumberRows } from "../../lib/identity/safety_number.ts";
 import type { JoinOutput, NoticeType, OutputSink, PeerStatus, PrintedMessage } from "../output.ts";
 import { actionOf, completeInput, firstWord, helpLines, parseLine } from "./commands.ts";
 import { LineEditor } from "./editor.ts";

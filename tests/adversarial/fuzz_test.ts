@@ -18,20 +18,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { CommanderError } from "commander";
-import { AnnouncementError, signAnnouncement, verifyAnnouncement } from "../../lib/announcement.ts";
-import { ByteWriter, DecodeError, utf8 } from "../../lib/bytes.ts";
-import { decodePreamble, encodePreamble, TRANSPORT_PROTOCOL } from "../../lib/channel.ts";
+import {
+  AnnouncementError,
+  signAnnouncement,
+  verifyAnnouncement,
+} from "../../lib/e2e/announcement.ts";
+import { ByteWriter, DecodeError, utf8 } from "../../lib/core/bytes.ts";
+import { decodePreamble, encodePreamble, TRANSPORT_PROTOCOL } from "../../lib/transport/channel.ts";
 import {
   decodeGroupContent,
   decodePairwiseContent,
   encodeGroupContent,
   encodePairwiseContent,
-} from "../../lib/content.ts";
-import { EnvelopeError, openEnvelope, sealEnvelope } from "../../lib/envelope.ts";
-import { ProtocolError } from "../../lib/errors.ts";
-import { fingerprint, parseFingerprint } from "../../lib/fingerprint.ts";
-import { encodeFrame, FrameDecoder, FrameTooLargeError } from "../../lib/framing.ts";
-import { generateIdentity } from "../../lib/identity.ts";
+} from "../../lib/e2e/content.ts";
+import { EnvelopeError, openEnvelope, sealEnvelope } from "../../lib/e2e/envelope.ts";
+import { ProtocolError } from "../../lib/core/errors.ts";
+import { fingerprint, parseFingerprint } from "../../lib/identity/fingerprint.ts";
+import { encodeFrame, FrameDecoder, FrameTooLargeError } from "../../lib/transport/framing.ts";
+import { generateIdentity } from "../../lib/identity/identity.ts";
 import {
   decodeIdentityFile,
   encodeIdentityFile,
@@ -39,28 +43,28 @@ import {
   IdentityFileError,
   openIdentityFile,
   parsePublicKeyFile,
-} from "../../lib/identity_file.ts";
-import { generateKeyPair, HandshakeState, NoiseError } from "../../lib/noise.ts";
+} from "../../lib/identity/identity_file.ts";
+import { generateKeyPair, HandshakeState, NoiseError } from "../../lib/crypto/noise.ts";
 import {
   decodeRecord,
   encodeRecord,
   type MemberEntry,
   type RelayRecord,
-} from "../../lib/records.ts";
-import { RoomSession } from "../../lib/room.ts";
+} from "../../lib/transport/records.ts";
+import { RoomSession } from "../../lib/e2e/room.ts";
 import {
   groupContext,
   GroupMessageError,
   InboundSenderKey,
   OutboundSenderKey,
-} from "../../lib/sender_keys.ts";
+} from "../../lib/e2e/sender_keys.ts";
 import {
   KnownPeers,
   KnownServers,
   loadFingerprintList,
   parseServerAddress,
   TrustStoreError,
-} from "../../lib/trust_store.ts";
+} from "../../lib/identity/trust_store.ts";
 import { buildProgram } from "../../cli/main.ts";
 import { runCli, TempDirs } from "../support/cli_process.ts";
 import { fuzzParser, mutationsOf, type Outcome, sameBytes } from "./support/fuzz.ts";
@@ -298,7 +302,7 @@ const BOB = generateIdentity();
 const ALICE_PAIRWISE = generateKeyPair("25519");
 const BOB_PAIRWISE = generateKeyPair("25519");
 
-/** The prologue lib/room.ts binds envelopes to (PROTOCOL.md, "Pairwise envelope"). */
+/** The prologue lib/e2e/room.ts binds envelopes to (PROTOCOL.md, "Pairwise envelope"). */
 function pairwisePrologue(sender: Uint8Array, recipient: Uint8Array): Uint8Array {
   return new ByteWriter(128).raw(utf8("securechat/1 pairwise\0")).string8(ROOM).raw(sender)
     .raw(recipient).finish();

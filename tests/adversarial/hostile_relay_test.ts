@@ -1,7 +1,7 @@
 /**
  * Part 2 of the attack suite: a hostile relay. The relay is built from the
  * real lib/ pieces (tests/adversarial/support/hostile_relay.ts) and the
- * victim is the real client (lib/client.ts over a real socket, and the
+ * victim is the real client (lib/client/client.ts over a real socket, and the
  * `join` command). The relay adds members whose keys it holds, re-sends old
  * key envelopes and messages (also a member's whole earlier session, and the
  * victim's own traffic), reorders or withholds messages and keys for one
@@ -16,11 +16,11 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { signAnnouncement } from "../../lib/announcement.ts";
-import { generateIdentity } from "../../lib/identity.ts";
-import { generateKeyPair } from "../../lib/noise.ts";
-import type { RelayRecord } from "../../lib/records.ts";
-import type { RoomEvent } from "../../lib/room.ts";
+import { signAnnouncement } from "../../lib/e2e/announcement.ts";
+import { generateIdentity } from "../../lib/identity/identity.ts";
+import { generateKeyPair } from "../../lib/crypto/noise.ts";
+import type { RelayRecord } from "../../lib/transport/records.ts";
+import type { RoomEvent } from "../../lib/e2e/room.ts";
 import { CliProcess, TempDirs } from "../support/cli_process.ts";
 import { delay, type TestClient, waitFor } from "../support/in_process.ts";
 import {

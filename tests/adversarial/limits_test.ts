@@ -15,13 +15,18 @@ import { readFileSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connectHandshake, type SecureChannel } from "../../lib/channel.ts";
-import { generateIdentity, type Identity } from "../../lib/identity.ts";
-import { decodeRecord, encodeRecord, RelayErrorCode, type RelayRecord } from "../../lib/records.ts";
-import { RoomSession } from "../../lib/room.ts";
+import { connectHandshake, type SecureChannel } from "../../lib/transport/channel.ts";
+import { generateIdentity, type Identity } from "../../lib/identity/identity.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  RelayErrorCode,
+  type RelayRecord,
+} from "../../lib/transport/records.ts";
+import { RoomSession } from "../../lib/e2e/room.ts";
 import { CliProcess, runCli, startRelay, TempDirs } from "../support/cli_process.ts";
 import { delay, joinRoom, type TestClient, waitFor } from "../support/in_process.ts";
-import type { Relay } from "../../lib/relay.ts";
+import type { Relay } from "../../lib/relay/relay.ts";
 import { guarded } from "./support/observe.ts";
 import { Attack } from "./support/scoreboard.ts";
 

@@ -14,8 +14,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createConnection } from "node:net";
-import { AuthenticationError, NetworkError, ProtocolError } from "../../lib/errors.ts";
-import type { Relay } from "../../lib/relay.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../../lib/core/errors.ts";
+import type { Relay } from "../../lib/relay/relay.ts";
 import { CliProcess, TempDirs } from "../support/cli_process.ts";
 import {
   delay,

@@ -14,10 +14,10 @@
  */
 
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { ChatClient, type ChatClientOptions } from "../../lib/client.ts";
-import { generateIdentity, type Identity } from "../../lib/identity.ts";
-import { Relay, type RelayOptions } from "../../lib/relay.ts";
-import type { RoomEvent } from "../../lib/room.ts";
+import { ChatClient, type ChatClientOptions } from "../../lib/client/client.ts";
+import { generateIdentity, type Identity } from "../../lib/identity/identity.ts";
+import { Relay, type RelayOptions } from "../../lib/relay/relay.ts";
+import type { RoomEvent } from "../../lib/e2e/room.ts";
 
 /**
  * A small deterministic PRNG (mulberry32) so random tests can be replayed.

@@ -26,7 +26,7 @@
  */
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { concat } from "../../../lib/bytes.ts";
+import { concat } from "../../../lib/core/bytes.ts";
 
 /** Which way a unit travels. */
 export type Direction = "toRelay" | "toClient";

@@ -1,9 +1,9 @@
 /**
  * A relay for attack tests, built from the real `lib/` pieces (the Noise
- * handshake of lib/channel.ts, the records of lib/records.ts, signed
+ * handshake of lib/transport/channel.ts, the records of lib/transport/records.ts, signed
  * announcements, room sessions) but under the test's control.
  *
- * It routes honestly by default, like lib/relay.ts, and keeps a log of every
+ * It routes honestly by default, like lib/relay/relay.ts, and keeps a log of every
  * record in both directions, which is everything a malicious relay has. The
  * test can then misbehave: withhold records from one member (`filter`),
  * hand any record to any member (`inject`), re-send anything it logged, and
@@ -25,17 +25,17 @@
  */
 
 import { createServer, type Server, type Socket } from "node:net";
-import { verifyAnnouncement } from "../../../lib/announcement.ts";
-import { acceptHandshake, type SecureChannel } from "../../../lib/channel.ts";
-import { ChatClient } from "../../../lib/client.ts";
-import { generateIdentity, type Identity } from "../../../lib/identity.ts";
+import { verifyAnnouncement } from "../../../lib/e2e/announcement.ts";
+import { acceptHandshake, type SecureChannel } from "../../../lib/transport/channel.ts";
+import { ChatClient } from "../../../lib/client/client.ts";
+import { generateIdentity, type Identity } from "../../../lib/identity/identity.ts";
 import {
   decodeRecord,
   encodeRecord,
   type MemberEntry,
   type RelayRecord,
-} from "../../../lib/records.ts";
-import { type RoomEvent, RoomSession } from "../../../lib/room.ts";
+} from "../../../lib/transport/records.ts";
+import { type RoomEvent, RoomSession } from "../../../lib/e2e/room.ts";
 import type { TestClient } from "../../support/in_process.ts";
 
 /** A member as the hostile relay sees it: a real connection or a puppet. */

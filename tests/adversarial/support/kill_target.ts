@@ -11,8 +11,8 @@
  */
 
 import process from "node:process";
-import { writeFileAtomic } from "../../../lib/atomic_file.ts";
-import { KnownPeers } from "../../../lib/trust_store.ts";
+import { writeFileAtomic } from "../../../lib/core/atomic_file.ts";
+import { KnownPeers } from "../../../lib/identity/trust_store.ts";
 
 /** The two contents of `bytes` mode: 2 MiB of one repeated letter each. */
 export function bytesVersion(which: 0 | 1): Uint8Array {

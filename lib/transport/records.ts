@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ByteReader, ByteWriter, DecodeError, utf8 } from "./bytes.ts";
+import { ByteReader, ByteWriter, DecodeError, utf8 } from "../core/bytes.ts";
 
 /** Record type bytes. Client-to-relay types are below 0x80, relay-to-client at or above. */
 export const RecordType = {

@@ -47,8 +47,8 @@ import process from "node:process";
 import { scrypt as nodeScrypt } from "node:crypto";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { randomBytes } from "@noble/ciphers/utils.js";
-import { constantTimeEqual, fromBase64, fromUtf8, toBase64, utf8 } from "./bytes.ts";
-import { errorCode, writeFileAtomic } from "./atomic_file.ts";
+import { constantTimeEqual, fromBase64, fromUtf8, toBase64, utf8 } from "../core/bytes.ts";
+import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
 import { fingerprint, parseFingerprint, PUBLIC_KEY_LENGTH } from "./fingerprint.ts";
 import {
   type Identity,

@@ -15,8 +15,8 @@
  * @module
  */
 
-import { cryptoBackend } from "./crypto_backend.ts";
-import { ByteReader, ByteWriter, DecodeError, utf8 } from "./bytes.ts";
+import { cryptoBackend } from "../crypto/crypto_backend.ts";
+import { ByteReader, ByteWriter, DecodeError, utf8 } from "../core/bytes.ts";
 import type { SigningIdentity } from "./sender_keys.ts";
 
 /** Wire version of announcements produced by this module. */

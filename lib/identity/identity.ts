@@ -9,7 +9,7 @@
  */
 
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { cryptoBackend } from "./crypto_backend.ts";
+import { cryptoBackend } from "../crypto/crypto_backend.ts";
 import { fingerprint, PUBLIC_KEY_LENGTH } from "./fingerprint.ts";
 
 /** Length of an Ed25519 secret seed in bytes. */
@@ -23,7 +23,7 @@ export interface Identity {
   secretKey: Uint8Array;
   /** The 32-byte Ed25519 public key. */
   publicKey: Uint8Array;
-  /** The canonical fingerprint of `publicKey` (see `lib/fingerprint.ts`). */
+  /** The canonical fingerprint of `publicKey` (see `lib/identity/fingerprint.ts`). */
   fingerprint: string;
 }
 

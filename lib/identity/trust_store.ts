@@ -25,8 +25,8 @@ import { mkdir, open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { isIPv6 } from "node:net";
 import { dirname } from "node:path";
-import { fromUtf8 } from "./bytes.ts";
-import { errorCode, writeFileAtomic } from "./atomic_file.ts";
+import { fromUtf8 } from "../core/bytes.ts";
+import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
 import { fingerprintsEqual, parseFingerprint } from "./fingerprint.ts";
 
 /** Trust files larger than this are refused rather than read into memory. */

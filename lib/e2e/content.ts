@@ -19,7 +19,7 @@
  * @module
  */
 
-import { ByteReader, ByteWriter, DecodeError, fromUtf8, utf8 } from "./bytes.ts";
+import { ByteReader, ByteWriter, DecodeError, fromUtf8, utf8 } from "../core/bytes.ts";
 import type { SenderKeyState } from "./sender_keys.ts";
 
 /** Largest single text, in UTF-8 bytes (64 KiB). */

@@ -6,14 +6,24 @@
  */
 
 import { connect as connectTcp, type Socket } from "node:net";
-import { connectHandshake, type SecureChannel } from "./channel.ts";
-import { AuthenticationError, NetworkError, ProtocolError, socketErrorText } from "./errors.ts";
-import { generateIdentity, type Identity } from "./identity.ts";
-import { decodeRecord, encodeRecord, RelayErrorCode, type RelayRecord } from "./records.ts";
-import { type MemberInfo, type RoomEvent, RoomSession } from "./room.ts";
-import { MAX_TEXT_BYTES } from "./content.ts";
-import { utf8 } from "./bytes.ts";
-import { formatServerAddress } from "./trust_store.ts";
+import { connectHandshake, type SecureChannel } from "../transport/channel.ts";
+import {
+  AuthenticationError,
+  NetworkError,
+  ProtocolError,
+  socketErrorText,
+} from "../core/errors.ts";
+import { generateIdentity, type Identity } from "../identity/identity.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  RelayErrorCode,
+  type RelayRecord,
+} from "../transport/records.ts";
+import { type MemberInfo, type RoomEvent, RoomSession } from "../e2e/room.ts";
+import { MAX_TEXT_BYTES } from "../e2e/content.ts";
+import { utf8 } from "../core/bytes.ts";
+import { formatServerAddress } from "../identity/trust_store.ts";
 
 /** Bytes of text packed into one group message at most. */
 export const MAX_BATCH_TEXT_BYTES = 128 * 1024;

@@ -26,7 +26,7 @@ import {
   MAX_MESSAGE_LENGTH,
   NoiseError,
   TAG_LENGTH,
-} from "./noise.ts";
+} from "../crypto/noise.ts";
 
 /** The Noise protocol every envelope uses. */
 export const ENVELOPE_PROTOCOL = "Noise_K_25519_ChaChaPoly_SHA256";

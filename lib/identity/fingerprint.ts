@@ -12,7 +12,7 @@
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { concat, constantTimeEqual, toBase32, utf8 } from "./bytes.ts";
+import { concat, constantTimeEqual, toBase32, utf8 } from "../core/bytes.ts";
 
 /** Domain-separation prefix hashed before the public key. */
 const FINGERPRINT_PREFIX = utf8("securechat fingerprint v1\0");

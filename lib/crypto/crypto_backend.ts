@@ -33,7 +33,7 @@ import * as nodeCrypto from "node:crypto";
 import process from "node:process";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { constantTimeEqual, fromHex, toHex, utf8 } from "./bytes.ts";
+import { constantTimeEqual, fromHex, toHex, utf8 } from "../core/bytes.ts";
 
 /** Which implementation a primitive uses. */
 export type BackendName = "native" | "noble";

@@ -15,14 +15,19 @@
 
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
-import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
-import { AuthenticationError, NetworkError, ProtocolError, socketErrorText } from "./errors.ts";
-import { fingerprint } from "./fingerprint.ts";
+import { concat, constantTimeEqual, utf8 } from "../core/bytes.ts";
+import {
+  AuthenticationError,
+  NetworkError,
+  ProtocolError,
+  socketErrorText,
+} from "../core/errors.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
 import { encodeFrame, FrameDecoder, FrameTooLargeError } from "./framing.ts";
-import { cryptoBackend } from "./crypto_backend.ts";
-import type { Identity } from "./identity.ts";
-import { type CipherState, generateKeyPair, HandshakeState } from "./noise.ts";
-import { PROTOCOL_VERSION } from "./version.ts";
+import { cryptoBackend } from "../crypto/crypto_backend.ts";
+import type { Identity } from "../identity/identity.ts";
+import { type CipherState, generateKeyPair, HandshakeState } from "../crypto/noise.ts";
+import { PROTOCOL_VERSION } from "../core/version.ts";
 
 /** The Noise protocol name of the client–relay transport. */
 export const TRANSPORT_PROTOCOL = "Noise_XX_25519_ChaChaPoly_SHA256";

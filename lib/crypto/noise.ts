@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { generateKeyPair, HandshakeState } from "./lib/noise.ts";
+ * import { generateKeyPair, HandshakeState } from "../lib/noise.ts";
  *
  * const protocolName = "Noise_NN_25519_ChaChaPoly_SHA256";
  * const alice = new HandshakeState({ protocolName, initiator: true });

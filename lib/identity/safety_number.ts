@@ -17,7 +17,7 @@
  */
 
 import { sha512 } from "@noble/hashes/sha2.js";
-import { concat, utf8 } from "./bytes.ts";
+import { concat, utf8 } from "../core/bytes.ts";
 import { PUBLIC_KEY_LENGTH } from "./fingerprint.ts";
 
 /** Domain-separation prefix hashed before the two keys. */

@@ -32,8 +32,8 @@ import { randomBytes } from "@noble/ciphers/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { concat, constantTimeEqual, utf8 } from "./bytes.ts";
-import { cryptoBackend } from "./crypto_backend.ts";
+import { concat, constantTimeEqual, utf8 } from "../core/bytes.ts";
+import { cryptoBackend } from "../crypto/crypto_backend.ts";
 
 /** Wire version of group messages produced by this module. */
 export const GROUP_MESSAGE_VERSION = 1;
@@ -61,7 +61,7 @@ const MESSAGE_KEY_SEED = Uint8Array.of(0x01);
 const CHAIN_KEY_SEED = Uint8Array.of(0x02);
 const EMPTY = new Uint8Array(0);
 
-/** The secret part of an Ed25519 identity needed to sign (see lib/identity.ts). */
+/** The secret part of an Ed25519 identity needed to sign (see lib/identity/identity.ts). */
 export interface SigningIdentity {
   /** 32-byte Ed25519 seed. */
   secretKey: Uint8Array;

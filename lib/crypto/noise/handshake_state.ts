@@ -24,7 +24,7 @@ import {
   type KeyPair,
 } from "./primitives.ts";
 import { SymmetricState } from "./symmetric_state.ts";
-import { concat } from "../bytes.ts";
+import { concat } from "../../core/bytes.ts";
 
 const EMPTY = new Uint8Array(0);
 

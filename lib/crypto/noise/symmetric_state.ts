@@ -5,7 +5,7 @@
  * @module
  */
 
-import { utf8 } from "../bytes.ts";
+import { utf8 } from "../../core/bytes.ts";
 import { CipherState } from "./cipher_state.ts";
 import { NoiseError } from "./error.ts";
 import type { CipherFunction, HashFunction } from "./primitives.ts";

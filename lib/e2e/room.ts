@@ -17,9 +17,9 @@
  * @module
  */
 
-import { cryptoBackend } from "./crypto_backend.ts";
+import { cryptoBackend } from "../crypto/crypto_backend.ts";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
-import { ByteWriter, toHex, utf8 } from "./bytes.ts";
+import { ByteWriter, toHex, utf8 } from "../core/bytes.ts";
 import {
   decodeGroupContent,
   decodePairwiseContent,
@@ -27,10 +27,10 @@ import {
   encodePairwiseContent,
 } from "./content.ts";
 import { openEnvelope, sealEnvelope } from "./envelope.ts";
-import { fingerprint } from "./fingerprint.ts";
-import type { Identity } from "./identity.ts";
-import { generateKeyPair } from "./noise.ts";
-import type { MemberEntry, RelayRecord } from "./records.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
+import type { Identity } from "../identity/identity.ts";
+import { generateKeyPair } from "../crypto/noise.ts";
+import type { MemberEntry, RelayRecord } from "../transport/records.ts";
 import {
   groupContext,
   GroupMessageError,

@@ -2,7 +2,7 @@
  * The Noise "functions": Diffie-Hellman (25519, 448), AEAD ciphers
  * (ChaChaPoly, AESGCM) and hashes (SHA256, SHA512, BLAKE2s, BLAKE2b), each
  * behind a small interface. 25519 and ChaChaPoly, the ones securechat uses,
- * come from `lib/crypto_backend.ts` (the runtime's native crypto, or `@noble`
+ * come from `lib/crypto/crypto_backend.ts` (the runtime's native crypto, or `@noble`
  * where it is missing); the others from `@noble` directly.
  *
  * @module
@@ -14,7 +14,7 @@ import { gcm } from "@noble/ciphers/aes.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { blake2b, blake2s } from "@noble/hashes/blake2.js";
 import { hmac } from "@noble/hashes/hmac.js";
-import { constantTimeEqual } from "../bytes.ts";
+import { constantTimeEqual } from "../../core/bytes.ts";
 import { cryptoBackend } from "../crypto_backend.ts";
 import { NoiseError } from "./error.ts";
 

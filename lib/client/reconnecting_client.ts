@@ -13,8 +13,8 @@
  */
 
 import type { ChatClient } from "./client.ts";
-import { AuthenticationError, NetworkError } from "./errors.ts";
-import type { MemberInfo, RoomEvent } from "./room.ts";
+import { AuthenticationError, NetworkError } from "../core/errors.ts";
+import type { MemberInfo, RoomEvent } from "../e2e/room.ts";
 
 /** Handlers a connection attempt must wire into the new {@linkcode ChatClient}. */
 export interface ConnectionHandlers {

@@ -9,15 +9,15 @@
  */
 
 import { createServer, type Server, type Socket } from "node:net";
-import { type Announcement, verifyAnnouncement } from "./announcement.ts";
+import { type Announcement, verifyAnnouncement } from "../e2e/announcement.ts";
 import {
   acceptHandshake,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   MAX_RECORD_BYTES,
   type SecureChannel,
-} from "./channel.ts";
-import { NetworkError, socketErrorText } from "./errors.ts";
-import type { Identity } from "./identity.ts";
+} from "../transport/channel.ts";
+import { NetworkError, socketErrorText } from "../core/errors.ts";
+import type { Identity } from "../identity/identity.ts";
 import { TokenBucket } from "./rate_limit.ts";
 import {
   decodeRecord,
@@ -25,7 +25,7 @@ import {
   type MemberEntry,
   RelayErrorCode,
   type RelayRecord,
-} from "./records.ts";
+} from "../transport/records.ts";
 
 /** Options for {@linkcode Relay.listen}. */
 export interface RelayOptions {

@@ -1,0 +1,14 @@
+/**
+ * Layer 4, end-to-end: what members say to each other through a relay that
+ * cannot read it: signed announcements, sender keys, pairwise envelopes, the
+ * plaintext codecs, and the per-room state machine that ties them together. It
+ * does no I/O. Uses the layers below.
+ *
+ * @module
+ */
+
+export * from "./announcement.ts";
+export * from "./content.ts";
+export * from "./envelope.ts";
+export * from "./room.ts";
+export * from "./sender_keys.ts";

@@ -1,0 +1,10 @@
+/**
+ * Layer 5, relay: accepts connections, keeps rooms, routes opaque
+ * ciphertext and enforces the relay's limits. Uses every layer below; never
+ * lib/client.
+ *
+ * @module
+ */
+
+export * from "./rate_limit.ts";
+export * from "./relay.ts";
