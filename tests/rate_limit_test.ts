@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TokenBucket } from "../lib/relay/rate_limit.ts";
+import { TokenBucket } from "../lib/core/rate_limit.ts";
 
 /** A clock the test moves by hand. */
 function fakeClock(): { now: () => number; advance: (ms: number) => void } {

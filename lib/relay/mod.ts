@@ -6,5 +6,4 @@
  * @module
  */
 
-export * from "./rate_limit.ts";
 export * from "./relay.ts";

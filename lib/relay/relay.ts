@@ -18,7 +18,7 @@ import {
 } from "../transport/channel.ts";
 import { NetworkError, socketErrorText } from "../core/errors.ts";
 import type { Identity } from "../identity/identity.ts";
-import { TokenBucket } from "./rate_limit.ts";
+import { TokenBucket } from "../core/rate_limit.ts";
 import {
   decodeRecord,
   encodeRecord,
