@@ -57,7 +57,7 @@ Deno.test("announcement round trip, with the documented layout", () => {
   const signature = reader.raw(64);
   reader.end();
   const signed = concat(
-    utf8("securechat/1 announcement\0"),
+    utf8("securechat/2 announcement\0"),
     identity.publicKey,
     bytes.subarray(0, bytes.length - 64),
   );
@@ -208,7 +208,7 @@ Deno.test("unknown versions and invalid names are malformed", () => {
     .raw(new Uint8Array(32).fill(7))
     .u64(1)
     .finish();
-  const signed = concat(utf8("securechat/1 announcement\0"), alice.publicKey, body);
+  const signed = concat(utf8("securechat/2 announcement\0"), alice.publicKey, body);
   const badNick = concat(body, ed25519.sign(signed, alice.secretKey));
   assertRejects(
     () => verifyAnnouncement({ identityPublicKey: alice.publicKey, bytes: badNick }),

@@ -73,7 +73,7 @@ function buildMessage(options: {
   }
   const messageKey = hmacSha256(chainKey, Uint8Array.of(1));
   const okm = new Uint8Array(
-    hkdfSync("sha256", messageKey, new Uint8Array(0), "securechat/1 message key", 44),
+    hkdfSync("sha256", messageKey, new Uint8Array(0), "securechat/2 message key", 44),
   );
   const header = new ByteWriter().u8(1).u32(epoch).u32(iteration).finish().slice();
   const cipher = createCipheriv("chacha20-poly1305", okm.subarray(0, 32), okm.subarray(32), {
@@ -83,7 +83,7 @@ function buildMessage(options: {
   const ciphertext = concat(cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
   const body = new ByteWriter().raw(header).u32(ciphertext.length).raw(ciphertext).finish();
   const signed = new ByteWriter()
-    .raw(utf8("securechat/1 group message\0"))
+    .raw(utf8("securechat/2 group message\0"))
     .bytes16(context)
     .raw(options.claimedSender ?? signer.publicKey)
     .raw(body)
@@ -114,7 +114,7 @@ Deno.test("the documented format, rebuilt with node:crypto, matches byte for byt
       signer: alice,
     });
     assert.equal(toHex(message), toHex(expected));
-    assert.deepEqual(peekGroupMessageHeader(message), { version: 1, epoch: 7, iteration: i });
+    assert.deepEqual(peekGroupMessageHeader(message), { version: 2, epoch: 7, iteration: i });
   }
 });
 

@@ -29,6 +29,8 @@ import { formatServerAddress } from "../identity/trust_store.ts";
 export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
 /** Default deadline for connecting and for the handshake. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** How often the room session is asked what time alone reveals. */
+const TICK_MS = 1_000;
 
 /** A relay address. */
 export interface RelayAddress {
@@ -142,6 +144,8 @@ export class ChatClient {
   #acks = new Map<number, PendingAck>();
   #closing = false;
   #closed: Promise<void>;
+  /** Reports what time alone reveals (members that never answered, keys that never came). */
+  #ticker?: ReturnType<typeof setInterval>;
 
   private constructor(channel: SecureChannel, session: RoomSession, options: ChatClientOptions) {
     this.#channel = channel;
@@ -150,6 +154,7 @@ export class ChatClient {
     let markClosed: () => void;
     this.#closed = new Promise((resolve) => markClosed = resolve);
     channel.onClose = (error) => {
+      clearInterval(this.#ticker);
       const reason = error ??
         (this.#closing ? undefined : new NetworkError("the relay closed the connection"));
       for (const ack of this.#acks.values()) {
@@ -190,8 +195,15 @@ export class ChatClient {
     return client;
   }
 
+  /**
+   * Sends the join and resolves once the relay has welcomed this member and
+   * every member already there has completed its pairwise handshake or been
+   * reported as not answering, so that a message sent next reaches everyone
+   * who is really here.
+   */
   #join(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
+      let welcomed = false;
       const timer = setTimeout(() => {
         this.#channel.destroy();
         reject(new ProtocolError(`the relay did not answer the join within ${timeoutMs / 1000} s`));
@@ -202,6 +214,12 @@ export class ChatClient {
           this.#channel.destroy();
           reject(error);
         } else resolve();
+      };
+      const settleWhenReady = () => {
+        if (welcomed && this.#session.settled) {
+          this.#afterSettled = undefined;
+          settle();
+        }
       };
       this.#channel.onRecord = (bytes) => {
         let record: RelayRecord;
@@ -221,9 +239,15 @@ export class ChatClient {
           settle(new ProtocolError(`the relay sent ${record.type} before its welcome`));
           return;
         }
+        welcomed = true;
+        // From here the room settles on its own clock: within a few seconds every member
+        // already there has answered or been reported as not answering.
+        clearTimeout(timer);
         this.#channel.onRecord = (next) => this.#receive(next);
+        this.#afterSettled = settleWhenReady;
+        this.#ticker = setInterval(() => this.#tick(), TICK_MS);
         this.#apply(record);
-        settle();
+        settleWhenReady();
       };
       const closeHandler = this.#channel.onClose;
       this.#channel.onClose = (error) => {
@@ -233,6 +257,14 @@ export class ChatClient {
       this.#channel.send(encodeRecord({ type: "join", announcement: this.#session.announcement }));
       this.#channel.start();
     });
+  }
+
+  /** While joining: resolves the join once the room has settled. */
+  #afterSettled?: () => void;
+
+  #tick(): void {
+    const { send, events } = this.#session.tick();
+    this.#emit(send, events);
   }
 
   #receive(bytes: Uint8Array): void {
@@ -264,8 +296,13 @@ export class ChatClient {
 
   #apply(record: RelayRecord): void {
     const { send, events } = this.#session.handle(record);
+    this.#emit(send, events);
+  }
+
+  #emit(send: RelayRecord[], events: RoomEvent[]): void {
     for (const out of send) this.#channel.send(encodeRecord(out));
     for (const event of events) this.#options.onEvent(event);
+    this.#afterSettled?.();
   }
 
   /** Room name. @example `client.room` */
@@ -335,9 +372,7 @@ export class ChatClient {
       return Promise.reject(error);
     }
     for (const record of sealed.send) this.#channel.send(encodeRecord(record));
-    const message = sealed.message;
-    // Every trusted member was sent the current chain state; no one else can read the message.
-    const readers = this.#session.members().filter((member) => member.trusted).length;
+    const { message, readers } = sealed;
     const id = this.#nextPublishId++;
     this.#channel.send(encodeRecord({ type: "publish", id, message }));
     return new Promise((resolve, reject) =>

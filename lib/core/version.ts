@@ -5,8 +5,8 @@
  * @module
  */
 
-/** The wire protocol version this code speaks. @example `PROTOCOL_VERSION // 1` */
-export const PROTOCOL_VERSION = 1;
+/** The wire protocol version this code speaks. @example `PROTOCOL_VERSION // 2` */
+export const PROTOCOL_VERSION = 2;
 
 /** The program version. @example `PROGRAM_VERSION // "0.1.0"` */
 export const PROGRAM_VERSION = "0.1.0";

@@ -7,9 +7,9 @@
  * Bytes (big-endian):
  *
  * ```text
- * u8 version (1) | u8 len | room (UTF-8) | u8 len | nick (UTF-8)
+ * u8 version (2) | u8 len | room (UTF-8) | u8 len | nick (UTF-8)
  * | 32-byte X25519 pairwise public key | u64 time (ms since epoch) | 64-byte signature
- * signed = "securechat/1 announcement\0" || identity public key || every byte before the signature
+ * signed = "securechat/2 announcement\0" || identity public key || every byte before the signature
  * ```
  *
  * @module
@@ -20,12 +20,12 @@ import { ByteReader, ByteWriter, DecodeError, utf8 } from "../core/bytes.ts";
 import type { SigningIdentity } from "./sender_keys.ts";
 
 /** Wire version of announcements produced by this module. */
-export const ANNOUNCEMENT_VERSION = 1;
+export const ANNOUNCEMENT_VERSION = 2;
 
 /** Longest room name or nick, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 64;
 
-const SIGNATURE_DOMAIN = utf8("securechat/1 announcement\0");
+const SIGNATURE_DOMAIN = utf8("securechat/2 announcement\0");
 const KEY_LENGTH = 32;
 const SIGNATURE_LENGTH = 64;
 

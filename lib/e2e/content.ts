@@ -14,6 +14,7 @@
  * ```text
  * u8 kind = 1 (sender key)  | u32 epoch | u32 iteration | 32-byte chain key
  * u8 kind = 2 (direct text) | u64 time (ms) | u32 length | UTF-8 text
+ * u8 kind = 3 (confirm)     (nothing else)
  * ```
  *
  * @module
@@ -31,6 +32,7 @@ export const MAX_TEXTS_PER_BATCH = 0xffff;
 const GROUP_KIND_TEXTS = 1;
 const PAIRWISE_KIND_SENDER_KEY = 1;
 const PAIRWISE_KIND_DIRECT_TEXT = 2;
+const PAIRWISE_KIND_CONFIRM = 3;
 const CHAIN_KEY_LENGTH = 32;
 const MAX_U32 = 0xffff_ffff;
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -43,10 +45,12 @@ export interface GroupContent {
   texts: string[];
 }
 
-/** What one member sends another inside a pairwise envelope. */
+/** What one member sends another over their pairwise session. */
 export type PairwiseContent =
   | { kind: "sender-key"; state: SenderKeyState }
-  | { kind: "direct-text"; time: number; text: string };
+  | { kind: "direct-text"; time: number; text: string }
+  /** "I am here", from a member that does not share its sender key with this one. */
+  | { kind: "confirm" };
 
 /**
  * Encodes a batch of texts for a group message. Throws `RangeError` on
@@ -118,6 +122,8 @@ export function encodePairwiseContent(content: PairwiseContent): Uint8Array {
       return new ByteWriter(1 + 8 + 4 + text.length)
         .u8(PAIRWISE_KIND_DIRECT_TEXT).u64(content.time).bytes32(text).finish();
     }
+    case "confirm":
+      return Uint8Array.of(PAIRWISE_KIND_CONFIRM);
     default:
       throw new RangeError("unknown pairwise content kind");
   }
@@ -150,6 +156,9 @@ export function decodePairwiseContent(bytes: Uint8Array): PairwiseContent {
       content = { kind: "direct-text", time, text: readText(reader) };
       break;
     }
+    case PAIRWISE_KIND_CONFIRM:
+      content = { kind: "confirm" };
+      break;
     default:
       throw new DecodeError(`pairwise content kind ${kind} is not supported; upgrade securechat`);
   }

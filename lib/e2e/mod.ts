@@ -9,6 +9,6 @@
 
 export * from "./announcement.ts";
 export * from "./content.ts";
-export * from "./envelope.ts";
 export * from "./room.ts";
 export * from "./sender_keys.ts";
+export * from "./room_member.ts";

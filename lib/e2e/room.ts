@@ -1,63 +1,58 @@
 /**
  * One member's end-to-end state for one room: who the members are, the
- * sender key this member sends with, and the sender keys it has received.
- * It takes the relay's records in and says what to send and what to show;
- * it does no I/O, so tests can play a hostile relay against it directly.
+ * pairwise session with each, the sender key this member sends with, and the
+ * sender keys it has received. It takes the relay's records in and says what
+ * to send and what to show; it does no I/O, so tests can play a hostile relay
+ * against it directly.
  *
  * Rules it enforces (PROTOCOL.md, "End-to-end layer"):
  * - a member's announcement must be signed by the identity the relay names,
- *   and be for this room;
- * - sender keys go only to trusted members, in pairwise envelopes;
+ *   be for this room, carry a presence key never seen before, and a nick no
+ *   other key holds;
+ * - a member counts as present only once it completed a pairwise handshake
+ *   with fresh keys: a relay replaying an old announcement gets nothing shown
+ *   or counted;
+ * - sender keys go only to trusted, present members, over pairwise sessions
+ *   (forward secret, post-quantum hybrid, replay-proof);
  * - when a member leaves, this member starts a new sender key epoch before
- *   its next message and sends it to the members that remain; a newcomer gets the current chain
- *   state, from which earlier message keys cannot be derived;
+ *   its next message; a newcomer gets the current chain state, from which
+ *   earlier message keys cannot be derived;
  * - a group message is shown only if its signature, epoch, iteration order
- *   and AEAD tag all check out; anything else becomes a warning.
+ *   and AEAD tag all check out; anything else, and every message that was
+ *   sent and will never be read, becomes a warning.
  *
  * @module
  */
 
 import { cryptoBackend } from "../crypto/crypto_backend.ts";
+import { generateKeyPair, type KeyPair } from "../crypto/noise.ts";
+import { toHex } from "../core/bytes.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
+import type { Identity } from "../identity/identity.ts";
+import type { MemberEntry, RelayRecord } from "../transport/records.ts";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
-import { ByteWriter, toHex, utf8 } from "../core/bytes.ts";
 import {
   decodeGroupContent,
   decodePairwiseContent,
   encodeGroupContent,
   encodePairwiseContent,
+  type PairwiseContent,
 } from "./content.ts";
-import { openEnvelope, sealEnvelope } from "./envelope.ts";
-import { fingerprint } from "../identity/fingerprint.ts";
-import type { Identity } from "../identity/identity.ts";
-import { generateKeyPair } from "../crypto/noise.ts";
-import type { MemberEntry, RelayRecord } from "../transport/records.ts";
 import {
-  groupContext,
-  GroupMessageError,
-  InboundSenderKey,
-  OutboundSenderKey,
-  peekGroupMessageHeader,
-  type SenderKeyState,
-} from "./sender_keys.ts";
+  type GroupOutcome,
+  type MemberInfo,
+  RECEIVE_LIMITS,
+  RoomMember,
+} from "./room_member.ts";
+import { groupContext, OutboundSenderKey, type SenderKeyState } from "./sender_keys.ts";
 
-/** A room member as this client knows it. */
-export interface MemberInfo {
-  /** Relay-assigned id for this connection. */
-  memberId: number;
-  /** Nick from the member's signed announcement. */
-  nick: string;
-  /** Fingerprint of the member's identity key. */
-  fingerprint: string;
-  /** The member's Ed25519 identity key. */
-  identityPublicKey: Uint8Array;
-  /** Whether this client shares its sender key with the member and accepts its messages. */
-  trusted: boolean;
-}
+export { type MemberInfo, RECEIVE_LIMITS } from "./room_member.ts";
 
 /** Why a warning was raised. */
 export type WarningCode =
   | "bad-announcement"
   | "untrusted-member"
+  | "no-answer"
   | "forged"
   | "replayed"
   | "tampered"
@@ -67,6 +62,7 @@ export type WarningCode =
   | "bad-envelope"
   | "stale-key"
   | "too-many-pending"
+  | "over-budget"
   | "missing-key";
 
 /** What the room session reports to the user interface. */
@@ -106,33 +102,14 @@ export interface RoomSessionOptions {
   now?: () => number;
 }
 
-function isUsablePairwiseKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): boolean {
+function isUsablePresenceKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): boolean {
   try {
-    // noble refuses low-order points (all-zero shared secret).
+    // Both backends refuse low-order points (all-zero shared secret).
     cryptoBackend.x25519(ownSecretKey, publicKey);
     return true;
   } catch {
     return false;
   }
-}
-
-/** Group messages held per member until its sender key arrives. */
-const MAX_PENDING_PER_MEMBER = 1024;
-/** How long messages may wait for their sender's key before the user is told. */
-const KEY_WAIT_MS = 5_000;
-const PAIRWISE_CONTEXT = utf8("securechat/1 pairwise\0");
-
-interface MemberState {
-  info: MemberInfo;
-  pairwisePublicKey: Uint8Array;
-  inbound?: InboundSenderKey;
-  inboundEpoch: number;
-  pending: Uint8Array[];
-  /** When the oldest message in `pending` arrived (this session's clock). */
-  pendingSince: number;
-  /** Whether the user was told that `pending` is waiting for a key. */
-  warnedMissingKey: boolean;
-  warnedUntrusted: boolean;
 }
 
 /**
@@ -154,24 +131,26 @@ export class RoomSession {
   readonly nick: string;
 
   #identity: Identity;
-  #pairwise = generateKeyPair("25519");
+  #presence: KeyPair = generateKeyPair("25519");
   #context: Uint8Array;
   #isTrusted: (member: { nick: string; fingerprint: string }) => boolean;
   #now: () => number;
-  #members = new Map<number, MemberState>();
-  /** Members with messages held for their key: checked on each record, so kept apart. */
-  #awaitingKeys = new Set<MemberState>();
+  /** Every announced member, present or not yet, by relay member id. */
+  #members = new Map<number, RoomMember>();
   /**
-   * Pairwise keys of every announcement accepted in this session, this
+   * Presence keys of every announcement accepted in this session, this
    * member's own included. Each connection announces a fresh one, so a key
-   * seen again is an announcement replayed by the relay (with the member's
-   * old envelopes and messages behind it), never a real member.
+   * seen again is an announcement replayed by the relay, never a real member.
    */
   #announcedKeys = new Set<string>();
+  /** Members that time may need to report on: not yet present, or with held messages. */
+  #watched = new Set<RoomMember>();
+  /** Bytes of group messages held for all members together. */
+  #heldBytes = 0;
   #memberId?: number;
   #outbound?: OutboundSenderKey;
   #epoch = 0;
-  /** A member left since our last message: start a new epoch before the next one. */
+  /** A member who held our key left since our last message: new epoch before the next one. */
   #rekeyDue = false;
 
   /** @example `new RoomSession({ identity, room: "ops", nick: "alice" })` */
@@ -185,11 +164,11 @@ export class RoomSession {
     const announcement: Announcement = {
       room: options.room,
       nick: options.nick,
-      pairwisePublicKey: this.#pairwise.publicKey,
+      pairwisePublicKey: this.#presence.publicKey,
       time: this.#now(),
     };
     this.announcement = signAnnouncement({ identity: this.#identity, announcement });
-    this.#announcedKeys.add(toHex(this.#pairwise.publicKey));
+    this.#announcedKeys.add(toHex(this.#presence.publicKey));
   }
 
   /** Whether the relay's welcome has arrived. @example `session.joined` */
@@ -207,16 +186,50 @@ export class RoomSession {
     return this.#epoch;
   }
 
-  /** The other members, in join order. @example `session.members()` */
+  /**
+   * Whether every member announced so far has either completed its pairwise
+   * handshake or been reported as not answering: from then on, a message
+   * sent reaches everyone who is really here.
+   *
+   * @example
+   * ```ts
+   * if (session.settled) await client.send(["deploy done"]);
+   * ```
+   */
+  get settled(): boolean {
+    if (!this.joined) return false;
+    for (const member of this.#members.values()) {
+      if (!member.present && !member.warnedNoAnswer) return false;
+    }
+    return true;
+  }
+
+  /** The present members, in join order. @example `session.members()` */
   members(): MemberInfo[] {
-    return [...this.#members.values()].map((state) => state.info);
+    return [...this.#members.values()].filter((member) => member.present).map((m) => m.info);
+  }
+
+  /**
+   * How many present members hold this member's current sender key: the
+   * most a message encrypted now can reach.
+   *
+   * @example
+   * ```ts
+   * const readers = session.readers();
+   * ```
+   */
+  readers(): number {
+    let count = 0;
+    for (const member of this.#members.values()) {
+      if (member.present && member.heldEpochOfOurs === this.#epoch && !this.#rekeyDue) count++;
+    }
+    return count;
   }
 
   /**
    * Encrypts and signs a batch of texts as one group message. `send` holds
    * the records that must go out before it: when a member has left since the
-   * last message, the envelopes of a new sender key epoch for the members
-   * who remain.
+   * last message, the new sender key for the members who remain.
    *
    * @example
    * ```ts
@@ -225,19 +238,22 @@ export class RoomSession {
    * relay.send({ type: "publish", id: 1, message });
    * ```
    */
-  encryptTexts(texts: string[]): { send: RelayRecord[]; message: Uint8Array } {
+  encryptTexts(texts: string[]): { send: RelayRecord[]; message: Uint8Array; readers: number } {
     if (this.#outbound === undefined) throw new Error("cannot send before the relay's welcome");
     const output: RoomOutput = { send: [], events: [] };
     if (this.#rekeyDue) this.#startEpoch(output);
+    const readers = this.readers();
     const plaintext = encodeGroupContent({ time: this.#now(), texts });
     return {
       send: output.send,
       message: this.#outbound!.encrypt({ context: this.#context, plaintext }),
+      readers,
     };
   }
 
   /**
-   * Seals a direct text that only `memberId` can read.
+   * Seals a direct text that only `memberId` can read, over the pairwise
+   * session with it. Throws if that member is not present.
    *
    * @example
    * ```ts
@@ -246,8 +262,10 @@ export class RoomSession {
    */
   directText(memberId: number, text: string): RelayRecord {
     const member = this.#members.get(memberId);
-    if (member === undefined) throw new Error(`no member ${memberId} in room ${this.room}`);
-    return this.#envelopeTo(member, { kind: "direct-text", time: this.#now(), text });
+    if (member === undefined || !member.present || !member.established) {
+      throw new Error(`no member ${memberId} is present in room ${this.room}`);
+    }
+    return this.#pairwiseTo(member, { kind: "direct-text", time: this.#now(), text });
   }
 
   /**
@@ -259,14 +277,13 @@ export class RoomSession {
    * ```
    */
   handle(record: RelayRecord): RoomOutput {
-    const output: RoomOutput = { send: [], events: [] };
-    this.#checkWaitingForKeys(output);
+    const output = this.tick();
     switch (record.type) {
       case "welcome":
         this.#welcome(record.memberId, record.members, output);
         break;
       case "memberJoined":
-        this.#memberJoined(record.member, false, output);
+        this.#memberAnnounced(record.member, false, output);
         break;
       case "memberLeft":
         this.#memberLeft(record.memberId, output);
@@ -283,24 +300,81 @@ export class RoomSession {
     return output;
   }
 
+  /**
+   * Reports what time alone reveals: members that did not answer their
+   * handshake, and messages still waiting for a key. Call it now and then
+   * (the client does, every second) as well as with each record.
+   *
+   * @example
+   * ```ts
+   * const { events } = session.tick();
+   * ```
+   */
+  tick(): RoomOutput {
+    const output: RoomOutput = { send: [], events: [] };
+    const now = this.#now();
+    for (const member of this.#watched) {
+      const waiting = !member.present && !member.warnedNoAnswer;
+      if (!this.#members.has(member.info.memberId) || (!waiting && member.heldCount === 0)) {
+        this.#watched.delete(member);
+        continue;
+      }
+      if (
+        !member.present && !member.warnedNoAnswer &&
+        now - member.announcedAt >= RECEIVE_LIMITS.answerWaitMs
+      ) {
+        member.warnedNoAnswer = true;
+        output.events.push({
+          type: "warning",
+          code: "no-answer",
+          text: `ignoring member ${member.info.nick} (${member.info.fingerprint}): the relay ` +
+            `announced it, but it did not complete a pairwise handshake within ` +
+            `${RECEIVE_LIMITS.answerWaitMs / 1000} s (offline, or an announcement replayed by ` +
+            "the relay)",
+        });
+      }
+      if (
+        member.heldCount > 0 && !member.warnedMissingKey &&
+        now - member.heldSince >= RECEIVE_LIMITS.keyWaitMs
+      ) {
+        member.warnedMissingKey = true;
+        this.#warn(
+          output,
+          "missing-key",
+          member,
+          `${member.heldCount} message(s) from ${member.info.nick} cannot be read yet: its key ` +
+            `has not arrived for ${Math.round((now - member.heldSince) / 1000)} s (withheld by ` +
+            `the relay, or ${member.info.nick} does not trust you)`,
+        );
+      }
+    }
+    return output;
+  }
+
   #welcome(memberId: number, members: MemberEntry[], output: RoomOutput): void {
     if (this.#memberId !== undefined) return;
     this.#memberId = memberId;
     this.#startEpoch(output);
-    for (const entry of members) this.#memberJoined(entry, true, output);
+    for (const entry of members) this.#memberAnnounced(entry, true, output);
   }
 
   #startEpoch(output: RoomOutput): void {
     this.#rekeyDue = false;
     this.#epoch++;
-    this.#outbound = OutboundSenderKey.create({ identity: this.#identity, epoch: this.#epoch });
+    this.#outbound = OutboundSenderKey.create({
+      identity: this.#identity,
+      epoch: this.#epoch,
+      iteration: this.#outbound?.iteration ?? 0,
+    });
     const state = this.#outbound.exportState();
     for (const member of this.#members.values()) {
-      if (member.info.trusted) output.send.push(this.#senderKeyTo(member, state));
+      if (member.present && member.established && member.info.trusted) {
+        this.#sendSenderKey(member, state, output);
+      }
     }
   }
 
-  #memberJoined(entry: MemberEntry, initial: boolean, output: RoomOutput): void {
+  #memberAnnounced(entry: MemberEntry, initial: boolean, output: RoomOutput): void {
     if (entry.memberId === this.#memberId || this.#members.has(entry.memberId)) return;
     let announcement: Announcement;
     const memberFingerprint = fingerprint(entry.identityPublicKey);
@@ -310,9 +384,8 @@ export class RoomSession {
         bytes: entry.announcement,
       });
       if (announcement.room !== this.room) throw new Error("announcement is for another room");
-      // A low-order key would make sealing every envelope to this member throw, later.
-      if (!isUsablePairwiseKey(this.#pairwise.secretKey, announcement.pairwisePublicKey)) {
-        throw new Error("announcement carries an invalid pairwise key");
+      if (!isUsablePresenceKey(this.#presence.secretKey, announcement.pairwisePublicKey)) {
+        throw new Error("announcement carries an invalid presence key");
       }
       if (this.#announcedKeys.has(toHex(announcement.pairwisePublicKey))) {
         throw new Error("its announcement was seen before: the relay is replaying it");
@@ -320,9 +393,9 @@ export class RoomSession {
       // An honest relay keeps nicks unique in a room; two keys under one nick is impersonation.
       const namesake = announcement.nick === this.nick && !this.#isOwnKey(entry.identityPublicKey)
         ? "you"
-        : this.members().find((member) =>
-          member.nick === announcement.nick && member.fingerprint !== memberFingerprint
-        )?.fingerprint;
+        : [...this.#members.values()].find((member) =>
+          member.info.nick === announcement.nick && member.info.fingerprint !== memberFingerprint
+        )?.info.fingerprint;
       if (namesake !== undefined) {
         throw new Error(
           `its nick "${announcement.nick}" is already used in this room by ${namesake}`,
@@ -345,29 +418,50 @@ export class RoomSession {
       identityPublicKey: entry.identityPublicKey,
       trusted: this.#isTrusted({ nick: announcement.nick, fingerprint: memberFingerprint }),
     };
-    const state: MemberState = {
+    const member = new RoomMember({
       info,
-      pairwisePublicKey: announcement.pairwisePublicKey,
-      inboundEpoch: 0,
-      pending: [],
-      pendingSince: 0,
-      warnedMissingKey: false,
-      warnedUntrusted: false,
-    };
+      presenceKey: announcement.pairwisePublicKey,
+      room: this.room,
+      localIdentityPublicKey: this.#identity.publicKey,
+      localPresence: this.#presence,
+      initial,
+      announcedAt: this.#now(),
+      now: this.#now,
+    });
     this.#announcedKeys.add(toHex(announcement.pairwisePublicKey));
-    this.#members.set(entry.memberId, state);
-    output.events.push({ type: "member-joined", member: info, initial });
-    if (!info.trusted) {
-      this.#warnUntrusted(state, output);
-      return;
-    }
-    // With a rekey due, the current chain is retired: the newcomer gets the next one instead.
-    if (this.#outbound && !this.#rekeyDue) {
-      output.send.push(this.#senderKeyTo(state, this.#outbound.exportState()));
+    this.#members.set(entry.memberId, member);
+    this.#watched.add(member);
+    const hello = member.startHandshake();
+    if (hello !== undefined) output.send.push({ type: "direct", to: info.memberId, envelope: hello });
+  }
+
+  /** A member completed its handshake: show it, and send it our key or a confirmation. */
+  #memberPresent(member: RoomMember, output: RoomOutput): void {
+    output.events.push({ type: "member-joined", member: member.info, initial: member.initial });
+    if (!member.info.trusted) this.#warnUntrusted(member, output);
+  }
+
+  /** The first data message of this side of a session: our key if we trust the member. */
+  #sendFirstData(member: RoomMember, output: RoomOutput): void {
+    // With a rekey due, the current chain is retired: the member gets the next one instead.
+    if (member.info.trusted && this.#outbound !== undefined && !this.#rekeyDue) {
+      this.#sendSenderKey(member, this.#outbound.exportState(), output);
+    } else {
+      output.send.push(this.#pairwiseTo(member, { kind: "confirm" }));
     }
   }
 
-  #warnUntrusted(member: MemberState, output: RoomOutput): void {
+  #sendSenderKey(member: RoomMember, state: SenderKeyState, output: RoomOutput): void {
+    output.send.push(this.#pairwiseTo(member, { kind: "sender-key", state }));
+    member.heldEpochOfOurs = state.epoch;
+  }
+
+  #pairwiseTo(member: RoomMember, content: PairwiseContent): RelayRecord {
+    const envelope = member.seal(encodePairwiseContent(content));
+    return { type: "direct", to: member.info.memberId, envelope };
+  }
+
+  #warnUntrusted(member: RoomMember, output: RoomOutput): void {
     if (member.warnedUntrusted) return;
     member.warnedUntrusted = true;
     output.events.push({
@@ -383,81 +477,89 @@ export class RoomSession {
     const member = this.#members.get(memberId);
     if (member === undefined) return;
     this.#members.delete(memberId);
+    this.#watched.delete(member);
+    this.#heldBytes -= member.heldBytes;
+    const unreadable = member.dropHeld();
+    if (!member.present) return;
     output.events.push({ type: "member-left", member: member.info });
-    if (member.pending.length > 0) {
+    if (unreadable > 0) {
       this.#warn(
         output,
         "missing-key",
         member,
-        `${member.pending.length} message(s) from ${member.info.nick} could not be read: ` +
-          `its key never arrived (withheld by the relay, or ${member.info.nick} did not trust you)`,
+        `${unreadable} message(s) from ${member.info.nick} could not be read: its key never ` +
+          `arrived (withheld by the relay, or ${member.info.nick} did not trust you)`,
       );
     }
-    // The member who left holds our current chain key: nothing more is sent under it. The new
+    // The member who left may hold our current chain key: nothing more is sent under it. The new
     // epoch starts with our next message, so a burst of leaves costs one rekey, and idle
     // members send nothing.
-    if (this.#outbound) this.#rekeyDue = true;
+    if (member.heldEpochOfOurs !== 0) this.#rekeyDue = true;
   }
 
-  #pairwisePrologue(sender: Uint8Array, recipient: Uint8Array): Uint8Array {
-    return new ByteWriter(128).raw(PAIRWISE_CONTEXT).string8(this.room).raw(sender).raw(recipient)
-      .finish();
-  }
-
-  #envelopeTo(
-    member: MemberState,
-    content: Parameters<typeof encodePairwiseContent>[0],
-  ): RelayRecord {
-    const envelope = sealEnvelope({
-      senderStaticKeyPair: this.#pairwise,
-      recipientStaticPublicKey: member.pairwisePublicKey,
-      prologue: this.#pairwisePrologue(this.#identity.publicKey, member.info.identityPublicKey),
-      plaintext: encodePairwiseContent(content),
-    });
-    return { type: "direct", to: member.info.memberId, envelope };
-  }
-
-  #senderKeyTo(member: MemberState, state: SenderKeyState): RelayRecord {
-    return this.#envelopeTo(member, { kind: "sender-key", state });
-  }
-
-  /** The member `from` if it may send to us; otherwise warns and returns undefined. */
-  #trustedSender(from: number, what: string, output: RoomOutput): MemberState | undefined {
+  #directFrom(from: number, bytes: Uint8Array, output: RoomOutput): void {
     const member = this.#members.get(from);
     if (member === undefined) {
       output.events.push({
         type: "warning",
         code: "unknown-member",
-        text: `ignoring ${what} from unknown member ${from}`,
+        text: `ignoring a pairwise message from unknown member ${from}`,
       });
-      return undefined;
+      return;
     }
-    if (!member.info.trusted) {
-      this.#warnUntrusted(member, output);
-      return undefined;
+    const outcome = member.receivePairwise(bytes);
+    if ("reason" in outcome) {
+      this.#warn(
+        output,
+        outcome.reason === "replayed" ? "replayed" : "bad-envelope",
+        member,
+        `rejected a pairwise message claiming to be from ${member.info.nick}: ${outcome.text}`,
+      );
+      return;
     }
-    return member;
+    switch (outcome.kind) {
+      case "accepted":
+        output.send.push({ type: "direct", to: member.info.memberId, envelope: outcome.accept });
+        this.#sendFirstData(member, output);
+        return;
+      case "confirmed":
+        this.#sendFirstData(member, output);
+        this.#memberPresent(member, output);
+        return;
+      case "data":
+        if (outcome.confirmedNow) this.#memberPresent(member, output);
+        if (outcome.skipped > 0) {
+          this.#warn(
+            output,
+            "gap",
+            member,
+            `${outcome.skipped} pairwise message(s) from ${member.info.nick} never arrived ` +
+              "(withheld or lost: a key or a direct message may be missing)",
+          );
+        }
+        this.#pairwiseContent(member, outcome.plaintext, output);
+        return;
+    }
   }
 
-  #directFrom(from: number, envelope: Uint8Array, output: RoomOutput): void {
-    const member = this.#trustedSender(from, "an envelope", output);
-    if (member === undefined) return;
-    let content: ReturnType<typeof decodePairwiseContent>;
+  #pairwiseContent(member: RoomMember, plaintext: Uint8Array, output: RoomOutput): void {
+    let content: PairwiseContent;
     try {
-      content = decodePairwiseContent(openEnvelope({
-        recipientStaticKeyPair: this.#pairwise,
-        senderStaticPublicKey: member.pairwisePublicKey,
-        prologue: this.#pairwisePrologue(member.info.identityPublicKey, this.#identity.publicKey),
-        envelope,
-      }));
-    } catch {
-      output.events.push({
-        type: "warning",
-        code: "bad-envelope",
-        member: member.info,
-        text: `rejected a pairwise envelope claiming to be from ${member.info.nick}: ` +
-          "it failed authentication",
-      });
+      content = decodePairwiseContent(plaintext);
+    } catch (error) {
+      this.#warn(
+        output,
+        "malformed",
+        member,
+        `rejected a pairwise message from ${member.info.nick}: ${(error as Error).message}`,
+      );
+      return;
+    } finally {
+      plaintext.fill(0);
+    }
+    if (content.kind === "confirm") return;
+    if (!member.info.trusted) {
+      this.#warnUntrusted(member, output);
       return;
     }
     if (content.kind === "direct-text") {
@@ -470,111 +572,100 @@ export class RoomSession {
       });
       return;
     }
-    if (content.state.epoch <= member.inboundEpoch) {
-      output.events.push({
-        type: "warning",
-        code: "stale-key",
-        member: member.info,
-        text:
-          `ignored an old sender key (epoch ${content.state.epoch}) from ${member.info.nick}: ` +
+    this.#installSenderKey(member, content.state, output);
+  }
+
+  #installSenderKey(member: RoomMember, state: SenderKeyState, output: RoomOutput): void {
+    const heldBefore = member.heldBytes;
+    const installed = member.installSenderKey(state);
+    this.#heldBytes += member.heldBytes - heldBefore;
+    if (installed === "stale") {
+      this.#warn(
+        output,
+        "stale-key",
+        member,
+        `ignored an old sender key (epoch ${state.epoch}) from ${member.info.nick}: ` +
           "replayed or out of order",
-      });
+      );
       return;
     }
-    member.inbound = new InboundSenderKey({
-      senderPublicKey: member.info.identityPublicKey,
-      state: content.state,
-    });
-    member.inboundEpoch = content.state.epoch;
-    member.warnedMissingKey = false;
-    const pending = member.pending.splice(0);
-    for (const message of pending) this.#decrypt(member, message, output, true);
+    if (installed.lost > 0) {
+      this.#warn(
+        output,
+        "gap",
+        member,
+        `${installed.lost} message(s) from ${member.info.nick} were sent before its key changed ` +
+          "and never arrived or could not be read (withheld or lost)",
+      );
+    }
+    for (const verified of installed.released) {
+      this.#showGroupOutcome(member, member.openVerified(verified, this.#context), output);
+    }
   }
 
   #deliver(from: number, message: Uint8Array, output: RoomOutput): void {
-    const member = this.#trustedSender(from, "a message", output);
-    if (member) this.#decrypt(member, message, output, false);
+    const member = this.#members.get(from);
+    if (member === undefined) {
+      output.events.push({
+        type: "warning",
+        code: "unknown-member",
+        text: `ignoring a message from unknown member ${from}`,
+      });
+      return;
+    }
+    if (!member.info.trusted) {
+      // Its messages are ignored by choice; the user was told once it appeared.
+      if (member.present) this.#warnUntrusted(member, output);
+      return;
+    }
+    const heldBefore = member.heldBytes;
+    const outcome = member.receiveGroup({
+      context: this.#context,
+      message,
+      heldElsewhere: this.#heldBytes - heldBefore,
+      now: this.#now(),
+    });
+    this.#heldBytes += member.heldBytes - heldBefore;
+    if (outcome.kind === "held") this.#watched.add(member);
+    this.#showGroupOutcome(member, outcome, output);
   }
 
-  #decrypt(
-    member: MemberState,
-    message: Uint8Array,
-    output: RoomOutput,
-    fromPending: boolean,
-  ): void {
-    let epoch: number;
+  #showGroupOutcome(member: RoomMember, outcome: GroupOutcome, output: RoomOutput): void {
+    const nick = member.info.nick;
+    if (outcome.kind === "held") return;
+    if (outcome.kind === "refused") {
+      const code = outcome.reason === "held-full"
+        ? "too-many-pending"
+        : outcome.reason === "too-far-ahead" || outcome.reason === "wrong-epoch"
+        ? "replayed"
+        : outcome.reason;
+      this.#warn(output, code, member, `rejected a message from ${nick}: ${outcome.text}`);
+      return;
+    }
+    if (outcome.skipped > 0) {
+      this.#warn(
+        output,
+        "gap",
+        member,
+        `${outcome.skipped} message(s) from ${nick} never arrived (withheld or lost)`,
+      );
+    }
+    let texts: string[];
+    let time: number;
     try {
-      epoch = peekGroupMessageHeader(message).epoch;
-    } catch {
+      ({ texts, time } = decodeGroupContent(outcome.plaintext));
+    } catch (error) {
+      // The AEAD accepted it, so the sender's own client encoded it wrongly; the iteration is spent.
       this.#warn(
         output,
         "malformed",
         member,
-        `rejected a malformed message from ${member.info.nick}`,
+        `rejected a message from ${nick}: ${(error as Error).message}`,
       );
       return;
     }
-    if (member.inbound === undefined || epoch > member.inboundEpoch) {
-      // Its sender key is still on the way (envelopes and messages share one ordered stream).
-      if (member.pending.length >= MAX_PENDING_PER_MEMBER) {
-        this.#warn(
-          output,
-          "too-many-pending",
-          member,
-          `dropped a message from ${member.info.nick}: its sender key never arrived`,
-        );
-        return;
-      }
-      if (member.pending.length === 0) member.pendingSince = this.#now();
-      member.pending.push(message.slice());
-      this.#awaitingKeys.add(member);
-      return;
-    }
-    try {
-      const result = member.inbound.decrypt({ context: this.#context, message });
-      if (result.skipped > 0) {
-        this.#warn(
-          output,
-          "gap",
-          member,
-          `${result.skipped} message(s) from ${member.info.nick} never arrived (withheld or lost)`,
-        );
-      }
-      const content = decodeGroupContent(result.plaintext);
-      for (const text of content.texts) {
-        output.events.push({
-          type: "message",
-          from: member.info,
-          text,
-          time: content.time,
-          direct: false,
-        });
-      }
-    } catch (error) {
-      if (!(error instanceof GroupMessageError)) {
-        this.#warn(
-          output,
-          "malformed",
-          member,
-          `rejected a malformed message from ${member.info.nick}`,
-        );
-        return;
-      }
-      // Messages sent before this member held the key predate its membership: not for it.
-      if (fromPending && (error.reason === "replayed" || error.reason === "wrong-epoch")) return;
-      const code = error.reason === "forged"
-        ? "forged"
-        : error.reason === "tampered"
-        ? "tampered"
-        : error.reason === "malformed"
-        ? "malformed"
-        : "replayed";
-      this.#warn(
-        output,
-        code,
-        member,
-        `rejected a message from ${member.info.nick}: ${error.message}`,
-      );
+    for (const text of texts) {
+      output.events.push({ type: "message", from: member.info, text, time, direct: false });
     }
   }
 
@@ -582,29 +673,7 @@ export class RoomSession {
     return toHex(identityPublicKey) === toHex(this.#identity.publicKey);
   }
 
-  /** Tells the user, once per member, about messages stuck waiting for a key. */
-  #checkWaitingForKeys(output: RoomOutput): void {
-    if (this.#awaitingKeys.size === 0) return;
-    const now = this.#now();
-    for (const member of this.#awaitingKeys) {
-      if (member.pending.length === 0 || !this.#members.has(member.info.memberId)) {
-        this.#awaitingKeys.delete(member);
-        continue;
-      }
-      if (member.warnedMissingKey || now - member.pendingSince < KEY_WAIT_MS) continue;
-      member.warnedMissingKey = true;
-      this.#warn(
-        output,
-        "missing-key",
-        member,
-        `${member.pending.length} message(s) from ${member.info.nick} cannot be read yet: ` +
-          `its key has not arrived for ${Math.round((now - member.pendingSince) / 1000)} s ` +
-          `(withheld by the relay, or ${member.info.nick} does not trust you)`,
-      );
-    }
-  }
-
-  #warn(output: RoomOutput, code: WarningCode, member: MemberState, text: string): void {
+  #warn(output: RoomOutput, code: WarningCode, member: RoomMember, text: string): void {
     output.events.push({ type: "warning", code, member: member.info, text });
   }
 }

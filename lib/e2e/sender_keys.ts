@@ -12,16 +12,16 @@
  * messageKey_i   = HMAC-SHA256(chainKey_i, 0x01)
  * chainKey_{i+1} = HMAC-SHA256(chainKey_i, 0x02)
  * key(32) || nonce(12) = HKDF-SHA256(ikm = messageKey_i, salt = empty,
- *                                    info = "securechat/1 message key", L = 44)
+ *                                    info = "securechat/2 message key", L = 44)
  * ```
  *
  * Message bytes (big-endian):
  *
  * ```text
- * u8 version (1) | u32 epoch | u32 iteration | u32 ciphertext length
+ * u8 version (2) | u32 epoch | u32 iteration | u32 ciphertext length
  * | ciphertext (ChaCha20-Poly1305, 16-byte tag included) | 64-byte Ed25519 signature
  * AAD       = context || version..iteration (9 bytes)
- * signed    = "securechat/1 group message\0" || u16 len(context) || context
+ * signed    = "securechat/2 group message\0" || u16 len(context) || context
  *             || sender identity public key || every byte before the signature
  * ```
  *
@@ -36,7 +36,7 @@ import { concat, constantTimeEqual, utf8 } from "../core/bytes.ts";
 import { cryptoBackend } from "../crypto/crypto_backend.ts";
 
 /** Wire version of group messages produced by this module. */
-export const GROUP_MESSAGE_VERSION = 1;
+export const GROUP_MESSAGE_VERSION = 2;
 
 /**
  * The largest gap of missing messages a receiver bridges in one step.
@@ -55,8 +55,8 @@ const MAX_U32 = 0xffff_ffff;
 // The last iteration is never used so that "next iteration" always fits in a u32.
 const LAST_ITERATION = MAX_U32 - 1;
 
-const SIGNATURE_DOMAIN = utf8("securechat/1 group message\0");
-const MESSAGE_KEY_INFO = utf8("securechat/1 message key");
+const SIGNATURE_DOMAIN = utf8("securechat/2 group message\0");
+const MESSAGE_KEY_INFO = utf8("securechat/2 message key");
 const MESSAGE_KEY_SEED = Uint8Array.of(0x01);
 const CHAIN_KEY_SEED = Uint8Array.of(0x02);
 const EMPTY = new Uint8Array(0);
@@ -89,7 +89,8 @@ export type GroupMessageFailure =
   | "wrong-epoch"
   | "replayed"
   | "too-far-ahead"
-  | "tampered";
+  | "tampered"
+  | "over-budget";
 
 /**
  * Raised when a group message cannot be accepted. The message never
@@ -176,24 +177,38 @@ export class OutboundSenderKey {
   #iteration: number;
   #chainKey: Uint8Array;
 
-  private constructor(identity: SigningIdentity, epoch: number, chainKey: Uint8Array) {
+  private constructor(
+    identity: SigningIdentity,
+    epoch: number,
+    iteration: number,
+    chainKey: Uint8Array,
+  ) {
     this.#identity = identity;
     this.#epoch = epoch;
-    this.#iteration = 0;
+    this.#iteration = iteration;
     this.#chainKey = chainKey;
   }
 
   /**
-   * Creates a fresh sender key with a random chain key at iteration 0.
+   * Creates a fresh sender key with a random chain key. Its first message
+   * uses `iteration` (default 0): a new epoch continues the count where the
+   * previous one stopped, so receivers can tell how many messages they missed
+   * across a change of key (PROTOCOL.md, "Sender keys").
    *
    * @example
    * ```ts
    * const outbound = OutboundSenderKey.create({ identity, epoch: 1 });
+   * const next = OutboundSenderKey.create({ identity, epoch: 2, iteration: outbound.iteration });
    * ```
    */
-  static create(options: { identity: SigningIdentity; epoch: number }): OutboundSenderKey {
+  static create(
+    options: { identity: SigningIdentity; epoch: number; iteration?: number },
+  ): OutboundSenderKey {
     const { identity, epoch } = options;
+    // A sender that used its last iteration starts the count again; receivers see a reset.
+    const iteration = (options.iteration ?? 0) > LAST_ITERATION ? 0 : options.iteration ?? 0;
     assertU32(epoch, "epoch");
+    assertU32(iteration, "iteration");
     if (identity.secretKey.length !== KEY_LENGTH || identity.publicKey.length !== KEY_LENGTH) {
       throw new TypeError("identity keys must be 32 bytes each");
     }
@@ -203,7 +218,7 @@ export class OutboundSenderKey {
     ) {
       throw new TypeError("identity public key does not belong to its secret key");
     }
-    return new OutboundSenderKey(identity, epoch, randomBytes(KEY_LENGTH));
+    return new OutboundSenderKey(identity, epoch, iteration, randomBytes(KEY_LENGTH));
   }
 
   /** The epoch of this sender key. @example `outbound.epoch` */
@@ -362,28 +377,57 @@ export class InboundSenderKey {
   }
 
   /**
-   * Verifies, then decrypts one message. The state changes only when the
-   * message is accepted; on any {@linkcode GroupMessageError} it is untouched.
+   * Verifies, then decrypts one message: {@linkcode verifyGroupMessage}
+   * followed by {@linkcode InboundSenderKey.decryptVerified}.
    *
    * @example
    * ```ts
    * const { plaintext, iteration, skipped } = inbound.decrypt({ context, message });
    * ```
    */
-  decrypt(options: { context: Uint8Array; message: Uint8Array }): {
+  decrypt(options: { context: Uint8Array; message: Uint8Array; budget?: StepBudget }): {
     plaintext: Uint8Array;
     epoch: number;
     iteration: number;
     skipped: number;
   } {
-    const { context, message } = options;
-    // The signature comes first: nothing unauthenticated may touch the state.
-    const { header, ciphertext } = verifyGroupMessage({
+    const verified = verifyGroupMessage({
       senderPublicKey: this.#senderPublicKey,
-      context,
-      message,
+      context: options.context,
+      message: options.message,
     });
+    return this.decryptVerified({ verified, context: options.context, budget: options.budget });
+  }
 
+  /**
+   * Decrypts a message whose signature {@linkcode verifyGroupMessage} checked
+   * against this key's sender. Refusals before the walk (wrong epoch, a
+   * passed iteration, too far ahead, over the work budget) change nothing. A
+   * message that passes them moves the chain past its iteration even when its
+   * ciphertext fails to open: it carries the sender's own signature, so only
+   * the sender could have made it, and committing means a replay of it costs
+   * one comparison instead of another walk (PROTOCOL.md, "Receiving group
+   * messages").
+   *
+   * @example
+   * ```ts
+   * const verified = verifyGroupMessage({ senderPublicKey, context, message });
+   * const { plaintext, skipped } = inbound.decryptVerified({ verified, context });
+   * ```
+   */
+  decryptVerified(options: {
+    verified: VerifiedGroupMessage;
+    context: Uint8Array;
+    budget?: StepBudget;
+  }): { plaintext: Uint8Array; epoch: number; iteration: number; skipped: number } {
+    const { verified, context } = options;
+    if (!VERIFIED.has(verified) || !constantTimeEqual(verified.sender, this.#senderPublicKey)) {
+      throw new TypeError("decryptVerified takes a message verified for this key's sender");
+    }
+    if (!constantTimeEqual(verified.context, context)) {
+      throw new TypeError("the message was verified for another room");
+    }
+    const { header, ciphertext } = verified;
     if (header.epoch !== this.#epoch) {
       throw new GroupMessageError(
         "wrong-epoch",
@@ -406,8 +450,14 @@ export class InboundSenderKey {
           "ask the sender to redistribute its key",
       );
     }
+    if (options.budget !== undefined && !options.budget.take(skipped + 1)) {
+      throw new GroupMessageError(
+        "over-budget",
+        `group message would take ${skipped + 1} chain steps, over this sender's budget; ` +
+          "it is sending faster than any honest client",
+      );
+    }
 
-    // Walk a scratch copy of the chain; commit only after the AEAD accepts.
     let chainKey = this.#chainKey;
     for (let i = 0; i < skipped; i++) {
       const next = hmac(sha256, chainKey, CHAIN_KEY_SEED);
@@ -417,30 +467,56 @@ export class InboundSenderKey {
     const messageKey = hmac(sha256, chainKey, MESSAGE_KEY_SEED);
     const nextChainKey = hmac(sha256, chainKey, CHAIN_KEY_SEED);
     if (chainKey !== this.#chainKey) chainKey.fill(0);
+    this.#chainKey.fill(0);
+    this.#chainKey = nextChainKey;
+    this.#iteration = header.iteration + 1;
 
+    const aad = concat(context, verified.message.subarray(0, HEADER_LENGTH));
     let plaintext: Uint8Array;
     try {
-      plaintext = open(messageKey, concat(context, message.subarray(0, HEADER_LENGTH)), ciphertext);
+      plaintext = open(messageKey, aad, ciphertext);
     } catch {
-      nextChainKey.fill(0);
       throw new GroupMessageError(
         "tampered",
         "group message failed authenticated decryption although its signature is valid; " +
           "the sender's client is faulty or holds a different chain",
       );
     }
-
-    this.#chainKey.fill(0);
-    this.#chainKey = nextChainKey;
-    this.#iteration = header.iteration + 1;
     return { plaintext, epoch: header.epoch, iteration: header.iteration, skipped };
   }
 }
 
+/** Limits the chain steps a receiver walks for one sender (a token bucket). */
+export interface StepBudget {
+  /** Takes `steps` if available and returns true; otherwise takes nothing and returns false. */
+  take(steps: number): boolean;
+}
+
+/**
+ * A group message whose signature was checked by
+ * {@linkcode verifyGroupMessage}; only that function makes them.
+ */
+export interface VerifiedGroupMessage {
+  /** The routing fields. */
+  readonly header: GroupMessageHeader;
+  /** The AEAD ciphertext with its tag. */
+  readonly ciphertext: Uint8Array;
+  /** The whole message as received. */
+  readonly message: Uint8Array;
+  /** The identity key that signed it. */
+  readonly sender: Uint8Array;
+  /** The room context it was verified for. */
+  readonly context: Uint8Array;
+}
+
+const VERIFIED = new WeakSet<VerifiedGroupMessage>();
+
 /**
  * Parses a group message and verifies its signature with the sender's
  * identity key and the room context, without any sender key state. Throws
- * {@linkcode GroupMessageError} (`malformed` or `forged`).
+ * {@linkcode GroupMessageError} (`malformed` or `forged`). The result keeps
+ * a copy of the message, so it can be held while the sender's key is on the
+ * way.
  *
  * @example
  * ```ts
@@ -451,9 +527,10 @@ export function verifyGroupMessage(options: {
   senderPublicKey: Uint8Array;
   context: Uint8Array;
   message: Uint8Array;
-}): { header: GroupMessageHeader; ciphertext: Uint8Array } {
-  const { senderPublicKey, context, message } = options;
+}): VerifiedGroupMessage {
+  const { senderPublicKey, context } = options;
   if (context.length > 0xffff) throw new RangeError("context is longer than 65535 bytes");
+  const message = options.message.slice();
   const parsed = parse(message);
   const body = message.subarray(0, message.length - SIGNATURE_LENGTH);
   const signature = message.subarray(message.length - SIGNATURE_LENGTH);
@@ -477,7 +554,15 @@ export function verifyGroupMessage(options: {
       "group message signature does not match the sender or room; message dropped",
     );
   }
-  return parsed;
+  const verified: VerifiedGroupMessage = {
+    header: parsed.header,
+    ciphertext: parsed.ciphertext,
+    message,
+    sender: senderPublicKey.slice(),
+    context: context.slice(),
+  };
+  VERIFIED.add(verified);
+  return verified;
 }
 
 function parse(bytes: Uint8Array): { header: GroupMessageHeader; ciphertext: Uint8Array } {

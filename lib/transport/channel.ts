@@ -44,7 +44,7 @@ export const MAX_RECORD_BYTES = 256 * 1024;
 /** Default deadline for a whole handshake. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-const STATIC_BINDING_CONTEXT = utf8("securechat/1 noise static\0");
+const STATIC_BINDING_CONTEXT = utf8("securechat/2 noise static\0");
 const IDENTITY_PAYLOAD_BYTES = 32 + 64;
 const EMPTY = new Uint8Array(0);
 
