@@ -10,8 +10,18 @@ import { utf8 } from "../lib/core/bytes.ts";
 import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
 import { generateKeyPair } from "../lib/crypto/noise.ts";
 import { encodeRecord, type MemberEntry, type RelayRecord } from "../lib/transport/records.ts";
-import { type RoomEvent, RoomSession, type RoomSessionOptions } from "../lib/e2e/room.ts";
-import { peekGroupMessageHeader } from "../lib/e2e/sender_keys.ts";
+import {
+  RECEIVE_LIMITS,
+  type RoomEvent,
+  RoomSession,
+  type RoomSessionOptions,
+} from "../lib/e2e/room.ts";
+import {
+  MAX_SKIPPED_MESSAGES,
+  OutboundSenderKey,
+  peekGroupMessageHeader,
+} from "../lib/e2e/sender_keys.ts";
+import { pairwiseMessageKind } from "../lib/e2e/pairwise_session.ts";
 import { containsBytes } from "./support/in_process.ts";
 
 const ROOM = "ops";
@@ -129,6 +139,9 @@ class FakeRelay {
     assert.equal(this.#queue.length, 0, "routing did not settle");
   }
 
+  /** Return true to keep a direct record from reaching its target (a hostile relay). */
+  hold: (from: Member, to: Member, record: RelayRecord) => boolean = () => false;
+
   #routeFrom(member: Member, records: RelayRecord[]): void {
     for (const record of records) {
       member.sent.push(record);
@@ -136,7 +149,7 @@ class FakeRelay {
       assert.equal(record.type, "direct", "a room session only ever sends direct records");
       if (record.type !== "direct") continue;
       const target = this.members.get(record.to);
-      if (target === undefined) continue;
+      if (target === undefined || this.hold(member, target, record)) continue;
       this.enqueue(target, { type: "directFrom", from: member.id, envelope: record.envelope });
     }
   }
@@ -150,6 +163,11 @@ class FakeRelay {
   wireBytes(): Uint8Array[] {
     return this.log.map((entry) => encodeRecord(entry.record));
   }
+}
+
+/** Whether a direct record carries a pairwise data message (not a handshake message). */
+function isData(record: RelayRecord): boolean {
+  return record.type === "direct" && pairwiseMessageKind(record.envelope) === "data";
 }
 
 function texts(member: Member, from?: Member): string[] {
@@ -201,11 +219,11 @@ Deno.test("room: three members exchange sender keys and read each other's messag
     );
     assert.deepEqual(warnings(member.events), [], `${member.nick} warned`);
   }
-  // Each member sent its sender key once to each other member.
+  // Each pair ran one handshake (hello or accept) and sent its sender key once each way.
   for (const from of [a, b, c]) {
     for (const to of [a, b, c]) {
       if (from !== to) {
-        assert.equal(relay.directs(from, to).length, 1, `${from.nick} -> ${to.nick}`);
+        assert.equal(relay.directs(from, to).length, 2, `${from.nick} -> ${to.nick}`);
       }
     }
   }
@@ -262,7 +280,7 @@ Deno.test("room: a member cannot send as another member", () => {
   const events = relay.inject(b, { type: "deliver", from: a.id, message: forged });
   assert.deepEqual(warnings(events), ["forged"]);
   assert.deepEqual(messages(events), []);
-  // Carol's pairwise envelope relabelled as Alice's does not open either.
+  // Carol's pairwise message relabelled as Alice's does not open either.
   const envelope = c.session.directText(b.id, "I am alice too");
   assert.equal(envelope.type, "direct");
   if (envelope.type !== "direct") return;
@@ -337,12 +355,12 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   const { relay, a, b, c } = threeMembers();
   relay.publish(a, ["before carol left"]);
   assert.deepEqual(texts(c, a), ["before carol left"]);
-  const oldAliceToBob = relay.directs(a, b)[0];
+  const oldAliceToBob = relay.directs(a, b)[1];
   relay.leave(c);
   assert.ok(a.events.some((e) => e.type === "member-left" && e.member.nick === "carol"));
   // Nobody rekeys until it speaks: idle members send nothing.
   assert.equal(a.session.epoch, 1);
-  assert.equal(relay.directs(a, b).length, 1);
+  assert.equal(relay.directs(a, b).length, 2);
 
   const after = [
     relay.publish(a, ["after carol left, from alice"]),
@@ -353,9 +371,9 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   assert.equal(peekGroupMessageHeader(after[0]).epoch, 2);
   assert.equal(peekGroupMessageHeader(after[1]).epoch, 2);
   // The new keys went only to the members who remain, before the first new message.
-  assert.equal(relay.directs(a, b).length, 2);
-  assert.equal(relay.directs(a, c).length, 1);
-  assert.equal(relay.directs(b, c).length, 1);
+  assert.equal(relay.directs(a, b).length, 3);
+  assert.equal(relay.directs(a, c).length, 2);
+  assert.equal(relay.directs(b, c).length, 2);
   assert.deepEqual(texts(b, a), ["before carol left", "after carol left, from alice"]);
   assert.deepEqual(texts(a, b), ["after carol left, from bob"]);
 
@@ -364,7 +382,7 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   for (const [from, message] of [[a, after[0]], [b, after[1]]] as const) {
     leaked.push(...c.session.handle({ type: "deliver", from: from.id, message }).events);
   }
-  for (const envelope of relay.directs(a, b).slice(1)) {
+  for (const envelope of relay.directs(a, b).slice(2)) {
     leaked.push(...c.session.handle({ type: "directFrom", from: a.id, envelope }).events);
   }
   assert.deepEqual(messages(leaked), []);
@@ -377,9 +395,9 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   const replayOld = relay.inject(b, { type: "deliver", from: a.id, message: oldMessage });
   assert.deepEqual(warnings(replayOld), ["replayed"]);
 
-  // Replaying alice's epoch-1 sender key to bob is refused as stale.
+  // Replaying alice's epoch-1 sender key to bob is refused: its counter was passed.
   const replayKey = relay.inject(b, { type: "directFrom", from: a.id, envelope: oldAliceToBob });
-  assert.deepEqual(warnings(replayKey), ["stale-key"]);
+  assert.deepEqual(warnings(replayKey), ["replayed"]);
   relay.publish(a, ["alice still readable by bob"]);
   assert.equal(texts(b, a).at(-1), "alice still readable by bob");
 });
@@ -401,36 +419,28 @@ Deno.test("room: a newcomer cannot read what was sent before it joined", () => {
 Deno.test("room: a newcomer's pending messages older than its key are dropped, newer ones shown", () => {
   const relay = new FakeRelay();
   const a = relay.join("alice");
-  // Erin joins, but alice's sender key to her is held back by the relay.
-  const erinIdentity = generateIdentity();
-  const erin = new RoomSession({
-    identity: erinIdentity,
-    room: ROOM,
-    nick: "erin",
-    now: () => TIME,
-  });
+  // Erin joins; the relay holds back alice's first data message (her sender key) for a while.
+  let heldBack: RelayRecord | undefined;
+  relay.hold = (from, to, record) => {
+    if (from === a && to.nick === "erin" && heldBack === undefined && isData(record)) {
+      heldBack = record;
+      return true;
+    }
+    return false;
+  };
   const old = a.session.encryptTexts(["old, before erin"]).message;
-  erin.handle({
-    type: "welcome",
-    memberId: 50,
-    members: [a.entry],
-  });
-  const keyForErin = a.session.handle({
-    type: "memberJoined",
-    member: {
-      memberId: 50,
-      identityPublicKey: erinIdentity.publicKey,
-      announcement: erin.announcement,
-    },
-  }).send;
-  assert.equal(keyForErin.length, 1);
+  const erin = relay.join("erin");
+  assert.ok(heldBack !== undefined, "alice's key to erin was held back");
+  assert.ok(heldBack.type === "direct");
   const fresh = a.session.encryptTexts(["new, after erin"]).message;
   // Both messages reach erin before the key: they wait.
-  assert.deepEqual(erin.handle({ type: "deliver", from: a.id, message: old }).events, []);
-  assert.deepEqual(erin.handle({ type: "deliver", from: a.id, message: fresh }).events, []);
-  const record = keyForErin[0];
-  assert.ok(record.type === "direct" && record.to === 50);
-  const { events } = erin.handle({ type: "directFrom", from: a.id, envelope: record.envelope });
+  assert.deepEqual(relay.inject(erin, { type: "deliver", from: a.id, message: old }), []);
+  assert.deepEqual(relay.inject(erin, { type: "deliver", from: a.id, message: fresh }), []);
+  const events = relay.inject(erin, {
+    type: "directFrom",
+    from: a.id,
+    envelope: heldBack.envelope,
+  });
   assert.deepEqual(warnings(events), []);
   assert.deepEqual(messages(events).map((e) => e.type === "message" ? e.text : ""), [
     "new, after erin",
@@ -512,13 +522,16 @@ Deno.test("room: announcements not signed by the named identity, or for another 
   assert.deepEqual(fresh.members(), []);
 });
 
-Deno.test("room: a replayed sender key envelope is refused as stale", () => {
+Deno.test("room: a replayed sender key is refused and cannot reset the chain", () => {
   const { relay, a, b } = threeMembers();
   relay.publish(a, ["m1"]);
-  const keyEnvelope = relay.directs(a, b)[0];
+  const [handshake, keyMessage] = relay.directs(a, b);
   // Same epoch, replayed: it must not reset bob's chain to an earlier iteration.
-  const replay = relay.inject(b, { type: "directFrom", from: a.id, envelope: keyEnvelope });
-  assert.deepEqual(warnings(replay), ["stale-key"]);
+  const replay = relay.inject(b, { type: "directFrom", from: a.id, envelope: keyMessage });
+  assert.deepEqual(warnings(replay), ["replayed"]);
+  // Nor can the handshake be run again.
+  const again = relay.inject(b, { type: "directFrom", from: a.id, envelope: handshake });
+  assert.deepEqual(warnings(again), ["replayed"]);
   const again = relay.inject(b, { type: "deliver", from: a.id, message: published(relay, a)[0] });
   assert.deepEqual(warnings(again), ["replayed"]);
   assert.deepEqual(texts(b, a), ["m1"]);
@@ -532,9 +545,11 @@ Deno.test("room: untrusted members get no keys and their messages are ignored", 
   const carol = a.session.members().find((m) => m.nick === "carol");
   assert.equal(carol?.trusted, false);
   assert.equal(carol?.fingerprint, c.identity.fingerprint);
-  assert.deepEqual(relay.directs(a, c), [], "alice sent carol a key");
-  assert.equal(relay.directs(a, b).length, 1);
-  assert.equal(relay.directs(c, a).length, 1, "carol offered her key anyway");
+  // Alice ran the handshake with carol (so carol is shown as present) and sent a confirmation,
+  // not her key; carol offered hers anyway.
+  assert.equal(relay.directs(a, c).length, 2);
+  assert.equal(relay.directs(a, b).length, 2);
+  assert.equal(relay.directs(c, a).length, 2);
 
   relay.publish(c, ["carol talking"]);
   relay.direct(c, a, "carol whispering");
@@ -551,7 +566,8 @@ Deno.test("room: untrusted members get no keys and their messages are ignored", 
   relay.leave(b);
   relay.publish(a, ["after bob left"]);
   assert.equal(a.session.epoch, 2);
-  assert.deepEqual(relay.directs(a, c), []);
+  assert.equal(relay.directs(a, c).length, 2, "the new key went to carol");
+  assert.deepEqual(texts(c, a), []);
 });
 
 Deno.test("room: a direct text is readable only by its target", () => {
@@ -568,14 +584,22 @@ Deno.test("room: a direct text is readable only by its target", () => {
   const asBob = relay.inject(c, { type: "directFrom", from: b.id, envelope: record.envelope });
   assert.deepEqual(warnings([...asAlice, ...asBob]), ["bad-envelope", "bad-envelope"]);
   assert.deepEqual(directTexts(c), []);
-  // Flipping any byte of the envelope makes bob refuse it.
-  for (let position = 0; position < record.envelope.length; position += 7) {
+  // Flipping any byte of the message makes bob refuse it (a changed counter may read as a
+  // replay), and no failed attempt moves bob's chain.
+  for (let position = 0; position < record.envelope.length; position += 3) {
     const mutated = record.envelope.slice();
     mutated[position] ^= 0x20;
     const events = relay.inject(b, { type: "directFrom", from: a.id, envelope: mutated });
-    assert.deepEqual(warnings(events), ["bad-envelope"], `byte ${position}`);
+    assert.deepEqual(messages(events), [], `byte ${position}`);
+    assert.equal(warnings(events).length, 1, `byte ${position}`);
   }
-  assert.deepEqual(directTexts(b), ["for bob's eyes only"]);
+  relay.direct(a, b, "and a second one");
+  assert.deepEqual(directTexts(b), ["for bob's eyes only", "and a second one"]);
+  // The same direct message replayed is refused, never shown twice.
+  const replayed = relay.inject(b, { type: "directFrom", from: a.id, envelope: record.envelope });
+  assert.deepEqual(warnings(replayed), ["replayed"]);
+  assert.deepEqual(messages(replayed), []);
+  assert.deepEqual(directTexts(b), ["for bob's eyes only", "and a second one"]);
 });
 
 Deno.test("room: records about unknown members and a second welcome change nothing", () => {
@@ -598,4 +622,116 @@ Deno.test("room: records about unknown members and a second welcome change nothi
   assert.deepEqual(relay.inject(a, { type: "memberJoined", member: a.entry }), []);
   assert.deepEqual(relay.inject(a, { type: "memberJoined", member: b.entry }), []);
   assert.equal(a.session.members().length, 2);
+});
+
+Deno.test("room: an announcement the relay replays from a departed member never shows or counts", () => {
+  let now = TIME;
+  const clock = () => now;
+  const relay = new FakeRelay();
+  const a = relay.join("alice", { now: clock });
+  const b = relay.join("bob", { now: clock });
+  relay.leave(a);
+  // Carol joins later; the relay lists alice's old entry as if she were still here.
+  const c = relay.join("carol", { now: clock });
+  const replayed = relay.inject(c, { type: "memberJoined", member: { ...a.entry, memberId: 77 } });
+  assert.deepEqual(warnings(replayed), []);
+  assert.deepEqual(c.session.members().map((m) => m.nick), ["bob"]);
+  assert.equal(c.session.encryptTexts(["who is here?"]).readers, 1, "only bob can read it");
+  assert.equal(c.session.settled, false, "alice has not answered yet");
+  now += 5_000;
+  const { events } = c.session.tick();
+  assert.deepEqual(warnings(events), ["no-answer"]);
+  assert.ok(c.session.settled);
+  assert.ok(!c.events.some((e) => e.type === "member-joined" && e.member.nick === "alice"));
+  // Alice's old handshake messages, replayed to carol, open nothing.
+  for (const envelope of relay.directs(a, b)) {
+    const events = relay.inject(c, { type: "directFrom", from: 77, envelope });
+    assert.deepEqual(messages(events), []);
+  }
+  assert.deepEqual(c.session.members().map((m) => m.nick), ["bob"]);
+});
+
+Deno.test("room: the withheld tail of an old epoch is reported when the new key arrives", () => {
+  const { relay, a, b, c } = threeMembers();
+  relay.publish(a, ["one"]);
+  relay.publish(a, ["two"], [c]);
+  relay.publish(a, ["three"], [c]);
+  relay.leave(c);
+  relay.publish(a, ["four, under a new key"]);
+  assert.equal(a.session.epoch, 2);
+  assert.deepEqual(texts(b, a), ["one", "four, under a new key"]);
+  const gap = b.events.find((e) => e.type === "warning" && e.code === "gap");
+  assert.ok(gap?.type === "warning" && gap.text.startsWith("2 message(s) from alice"), "gap of 2");
+});
+
+Deno.test("room: held messages of an epoch whose key never came are reported, not dropped", () => {
+  const { relay, a, b, c } = threeMembers();
+  relay.publish(a, ["epoch one"]);
+  // Carol leaves; alice's epoch-2 key to bob is withheld, her epoch-2 message reaches him.
+  let withhold = true;
+  relay.hold = (from, to, record) => withhold && from === a && to === b && isData(record);
+  relay.leave(c);
+  relay.publish(a, ["epoch two"]);
+  assert.deepEqual(texts(b, a), ["epoch one"]);
+  withhold = false;
+  // Dave comes and goes: alice's next message is under epoch 3, whose key bob gets.
+  const d = relay.join("dave");
+  relay.leave(d);
+  relay.publish(a, ["epoch three"]);
+  assert.equal(a.session.epoch, 3);
+  assert.deepEqual(texts(b, a), ["epoch one", "epoch three"]);
+  const gaps = b.events.filter((e) => e.type === "warning" && e.code === "gap");
+  // One pairwise message (the epoch-2 key) and one group message (held under epoch 2) missing.
+  assert.ok(gaps.some((e) => e.type === "warning" && e.text.startsWith("1 pairwise message")));
+  assert.ok(gaps.some((e) => e.type === "warning" && e.text.startsWith("1 message(s) from alice")));
+});
+
+Deno.test("room: a message for a future epoch is verified before it is held, and holding is capped", () => {
+  const { relay, a, b, c } = threeMembers();
+  // Carol signs a future-epoch message and the relay says it is alice's: refused at once.
+  const carolsOwn = OutboundSenderKey.create({ identity: c.identity, epoch: 9 });
+  const forged = carolsOwn.encrypt({ context: utf8(ROOM), plaintext: new Uint8Array(10) });
+  assert.deepEqual(warnings(relay.inject(b, { type: "deliver", from: a.id, message: forged })), [
+    "forged",
+  ]);
+  // Alice's own client floods future-epoch messages: bob holds 1,024, then refuses, loudly.
+  const future = OutboundSenderKey.create({ identity: a.identity, epoch: 99 });
+  const refused: string[] = [];
+  for (let i = 0; i < RECEIVE_LIMITS.heldMessagesPerSender + 10; i++) {
+    const message = future.encrypt({ context: utf8(ROOM), plaintext: new Uint8Array(16) });
+    refused.push(...warnings(relay.inject(b, { type: "deliver", from: a.id, message })));
+  }
+  assert.deepEqual(refused, Array(10).fill("too-many-pending"));
+  // Alice's real messages still arrive.
+  relay.publish(a, ["still here"]);
+  assert.deepEqual(texts(b, a), ["still here"]);
+});
+
+Deno.test("room: a far-ahead signed message with a bad ciphertext costs one walk and is not replayable", () => {
+  const { relay, a, b } = threeMembers();
+  relay.publish(a, ["hello"]);
+  // Alice's (faulty or hostile) client signs messages under her epoch but with another chain.
+  const far = (iteration: number) =>
+    OutboundSenderKey.create({ identity: a.identity, epoch: 1, iteration }).encrypt({
+      context: utf8(ROOM),
+      plaintext: new Uint8Array(16),
+    });
+  const first = far(1 + MAX_SKIPPED_MESSAGES);
+  assert.deepEqual(warnings(relay.inject(b, { type: "deliver", from: a.id, message: first })), [
+    "tampered",
+  ]);
+  // The walk was committed: replaying the same message is a cheap refusal, every time.
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(warnings(relay.inject(b, { type: "deliver", from: a.id, message: first })), [
+      "replayed",
+    ]);
+  }
+  // New far-ahead messages drain the sender's budget; then they are refused without a walk.
+  const codes: string[] = [];
+  for (let i = 2; i < 6; i++) {
+    const message = far(i * (MAX_SKIPPED_MESSAGES + 1));
+    codes.push(...warnings(relay.inject(b, { type: "deliver", from: a.id, message })));
+  }
+  assert.equal(codes[0], "tampered");
+  assert.ok(codes.includes("over-budget"), codes.join(", "));
 });

@@ -38,12 +38,7 @@ import {
   encodePairwiseContent,
   type PairwiseContent,
 } from "./content.ts";
-import {
-  type GroupOutcome,
-  type MemberInfo,
-  RECEIVE_LIMITS,
-  RoomMember,
-} from "./room_member.ts";
+import { type GroupOutcome, type MemberInfo, RECEIVE_LIMITS, RoomMember } from "./room_member.ts";
 import { groupContext, OutboundSenderKey, type SenderKeyState } from "./sender_keys.ts";
 
 export { type MemberInfo, RECEIVE_LIMITS } from "./room_member.ts";
@@ -432,7 +427,9 @@ export class RoomSession {
     this.#members.set(entry.memberId, member);
     this.#watched.add(member);
     const hello = member.startHandshake();
-    if (hello !== undefined) output.send.push({ type: "direct", to: info.memberId, envelope: hello });
+    if (hello !== undefined) {
+      output.send.push({ type: "direct", to: info.memberId, envelope: hello });
+    }
   }
 
   /** A member completed its handshake: show it, and send it our key or a confirmation. */

@@ -44,9 +44,9 @@ export const RECEIVE_LIMITS = {
   heldBytesPerSender: 4 * 1024 * 1024,
   /** Bytes of group messages held for all senders together. */
   heldBytesPerClient: 32 * 1024 * 1024,
-  /** Chain steps (one per message, plus one per skipped message) per second per member. */
+  /** Skipped chain steps (messages jumped over) per second per member. */
   chainStepsPerSecond: 2_000,
-  /** Chain steps a member may spend at once: two full gaps of 2,000. */
+  /** Skipped chain steps a member may cause at once: two full gaps of 2,000. */
   chainStepBurst: 4_000,
   /** How long an announced member has to complete its pairwise handshake. */
   answerWaitMs: 5_000,
