@@ -49,7 +49,7 @@ Deno.test("announcement round trip, with the documented layout", () => {
 
   // Decode by hand: version | string8 room | string8 nick | 32 key | u64 time | 64 signature.
   const reader = new ByteReader(bytes);
-  assert.equal(reader.u8(), 1);
+  assert.equal(reader.u8(), 2);
   assert.equal(reader.string8(), "café ☕");
   assert.equal(reader.string8(), "ålice");
   assert.deepEqual(reader.raw(32), announcement.pairwisePublicKey);
@@ -116,7 +116,7 @@ Deno.test("the relay cannot forge or swap nicks, rooms or pairwise keys", () => 
     });
     const merged = { ...decoded, ...change };
     return new ByteWriter()
-      .u8(1)
+      .u8(2)
       .string8(merged.room)
       .string8(merged.nick)
       .raw(merged.pairwisePublicKey)
@@ -193,16 +193,18 @@ Deno.test("a signature from another protocol context is not an announcement sign
 Deno.test("unknown versions and invalid names are malformed", () => {
   const alice = newIdentity();
   const bytes = signAnnouncement({ identity: alice, announcement: sample() });
-  const v2 = bytes.slice();
-  v2[0] = 2;
-  assertRejects(
-    () => verifyAnnouncement({ identityPublicKey: alice.publicKey, bytes: v2 }),
-    "malformed",
-  );
+  for (const version of [1, 3]) {
+    const other = bytes.slice();
+    other[0] = version;
+    assertRejects(
+      () => verifyAnnouncement({ identityPublicKey: alice.publicKey, bytes: other }),
+      "malformed",
+    );
+  }
 
   // A correctly signed announcement with a bad nick is still refused.
   const body = new ByteWriter()
-    .u8(1)
+    .u8(2)
     .string8("lobby")
     .string8("bad\u202enick")
     .raw(new Uint8Array(32).fill(7))

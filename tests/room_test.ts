@@ -530,8 +530,8 @@ Deno.test("room: a replayed sender key is refused and cannot reset the chain", (
   const replay = relay.inject(b, { type: "directFrom", from: a.id, envelope: keyMessage });
   assert.deepEqual(warnings(replay), ["replayed"]);
   // Nor can the handshake be run again.
-  const again = relay.inject(b, { type: "directFrom", from: a.id, envelope: handshake });
-  assert.deepEqual(warnings(again), ["replayed"]);
+  const rehandshake = relay.inject(b, { type: "directFrom", from: a.id, envelope: handshake });
+  assert.deepEqual(warnings(rehandshake), ["replayed"]);
   const again = relay.inject(b, { type: "deliver", from: a.id, message: published(relay, a)[0] });
   assert.deepEqual(warnings(again), ["replayed"]);
   assert.deepEqual(texts(b, a), ["m1"]);

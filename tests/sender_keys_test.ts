@@ -75,7 +75,7 @@ function buildMessage(options: {
   const okm = new Uint8Array(
     hkdfSync("sha256", messageKey, new Uint8Array(0), "securechat/2 message key", 44),
   );
-  const header = new ByteWriter().u8(1).u32(epoch).u32(iteration).finish().slice();
+  const header = new ByteWriter().u8(2).u32(epoch).u32(iteration).finish().slice();
   const cipher = createCipheriv("chacha20-poly1305", okm.subarray(0, 32), okm.subarray(32), {
     authTagLength: 16,
   });
@@ -275,7 +275,7 @@ Deno.test("modifying any single byte is rejected without changing state", () => 
   assert.equal(bob.decrypt({ context: ROOM, message: next }).iteration, 1);
 });
 
-Deno.test("a validly signed message that fails the AEAD is 'tampered' and changes nothing", () => {
+Deno.test("a validly signed message that fails the AEAD is 'tampered' and spends its iteration", () => {
   const alice = newIdentity();
   const outbound = OutboundSenderKey.create({ identity: alice, epoch: 1 });
   const state = outbound.exportState();
@@ -289,9 +289,90 @@ Deno.test("a validly signed message that fails the AEAD is 'tampered' and change
     signer: alice,
   });
   assertRejects(() => bob.decrypt({ context: ROOM, message: bad }), "tampered");
+  // Only the sender could sign it, so the walk is kept: a replay is refused without another walk.
+  assert.equal(bob.iteration, 3);
+  assertRejects(() => bob.decrypt({ context: ROOM, message: bad }), "replayed");
+  for (let i = 0; i < 3; i++) outbound.encrypt({ context: ROOM, plaintext: utf8("passed") });
+  const fourth = outbound.encrypt({ context: ROOM, plaintext: utf8("fourth") });
+  assert.equal(bob.decrypt({ context: ROOM, message: fourth }).skipped, 0);
+});
+
+Deno.test("a forged or malformed message changes nothing", () => {
+  const alice = newIdentity();
+  const mallory = newIdentity();
+  const outbound = OutboundSenderKey.create({ identity: alice, epoch: 1 });
+  const state = outbound.exportState();
+  const bob = new InboundSenderKey({ senderPublicKey: alice.publicKey, state });
+  const forged = buildMessage({
+    state,
+    iteration: 5,
+    context: ROOM,
+    plaintext: utf8("x"),
+    signer: mallory,
+    claimedSender: alice.publicKey,
+  });
+  assertRejects(() => bob.decrypt({ context: ROOM, message: forged }), "forged");
   sameState(bob.exportState(), state);
-  const first = outbound.encrypt({ context: ROOM, plaintext: utf8("first") });
-  assert.equal(bob.decrypt({ context: ROOM, message: first }).skipped, 0);
+});
+
+Deno.test("a budget of skipped steps refuses a walk before doing it", () => {
+  const alice = newIdentity();
+  const outbound = OutboundSenderKey.create({ identity: alice, epoch: 1 });
+  const state = outbound.exportState();
+  const bob = new InboundSenderKey({ senderPublicKey: alice.publicKey, state });
+  let left = 10;
+  const budget = {
+    take(steps: number) {
+      if (steps > left) return false;
+      left -= steps;
+      return true;
+    },
+  };
+  const ahead = buildMessage({
+    state,
+    iteration: 11,
+    context: ROOM,
+    plaintext: utf8("x"),
+    signer: alice,
+  });
+  assertRejects(() => bob.decrypt({ context: ROOM, message: ahead, budget }), "over-budget");
+  sameState(bob.exportState(), state);
+  const near = buildMessage({
+    state,
+    iteration: 4,
+    context: ROOM,
+    plaintext: utf8("y"),
+    signer: alice,
+  });
+  assert.equal(bob.decrypt({ context: ROOM, message: near, budget }).skipped, 4);
+  assert.equal(left, 6);
+  // In-order messages cost nothing.
+  const next = buildMessage({
+    state,
+    iteration: 5,
+    context: ROOM,
+    plaintext: utf8("z"),
+    signer: alice,
+  });
+  bob.decrypt({ context: ROOM, message: next, budget });
+  assert.equal(left, 6);
+});
+
+Deno.test("a new epoch continues the iteration count", () => {
+  const alice = newIdentity();
+  const first = OutboundSenderKey.create({ identity: alice, epoch: 1 });
+  for (let i = 0; i < 3; i++) first.encrypt({ context: ROOM, plaintext: utf8("m") });
+  const second = OutboundSenderKey.create({
+    identity: alice,
+    epoch: 2,
+    iteration: first.iteration,
+  });
+  assert.deepEqual([second.epoch, second.iteration], [2, 3]);
+  const message = second.encrypt({ context: ROOM, plaintext: utf8("m") });
+  assert.deepEqual(peekGroupMessageHeader(message), { version: 2, epoch: 2, iteration: 3 });
+  // The last usable iteration is 2^32 - 2; past it the count starts again.
+  const wrapped = OutboundSenderKey.create({ identity: alice, epoch: 3, iteration: 2 ** 32 - 1 });
+  assert.equal(wrapped.iteration, 0);
 });
 
 Deno.test("replays and duplicates are rejected", () => {
@@ -482,7 +563,8 @@ Deno.test("malformed input is rejected with reason 'malformed'", () => {
   const cases: Uint8Array[] = [
     new Uint8Array(0),
     message.subarray(0, 20),
-    Uint8Array.from([2, ...message.subarray(1)]), // unknown version
+    Uint8Array.from([1, ...message.subarray(1)]), // protocol 1's version
+    Uint8Array.from([3, ...message.subarray(1)]), // unknown version
   ];
   const badLength = message.slice();
   badLength[12] ^= 1;
