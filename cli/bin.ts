@@ -3,7 +3,7 @@
  * (`dist/securechat.mjs`), the single executable (`dist/securechat`) and
  * `deno compile`. It only runs the CLI.
  *
- * `mod.ts` decides with `import.meta.main`, which Node 20 lacks, and the
+ * `mod.ts` decides with `import.meta.main`, which Node 22 lacks, and the
  * single executable runs this file as CommonJS, where top-level `await` is a
  * syntax error; hence a separate entry that uses a promise chain.
  *
