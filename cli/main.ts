@@ -8,6 +8,7 @@
 import { Command, CommanderError } from "commander";
 import process from "node:process";
 import { CliError, ExitCode } from "./exit_codes.ts";
+import { escapeTerminal } from "./output.ts";
 import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/core/version.ts";
 import { keygenCommand } from "./keygen.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
@@ -63,7 +64,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return known.exitCode;
     }
     const detail = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`securechat: unexpected error: ${detail}\n`);
+    process.stderr.write(`securechat: unexpected error: ${oneLine(detail)}\n`);
     return ExitCode.failure;
   }
 }
@@ -82,8 +83,48 @@ function asCliError(error: unknown): CliError | undefined {
   return undefined;
 }
 
+/** One line, safe for a terminal: the message may carry text from the network (a relay's error). */
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ");
+  return escapeTerminal(text.replace(/\s*\n\s*/g, " "));
+}
+
+/**
+ * The process-wide policy for errors nothing caught, installed once by both
+ * entry points (mod.ts through {@linkcode main}, and cli/bin.ts):
+ *
+ * - a rejected promise nobody handled is a bug in one task (a failed write,
+ *   a notice that could not be shown), not in the whole program: it is
+ *   reported as one line, `securechat: internal error (continuing): ...`,
+ *   and the chat goes on;
+ * - an exception thrown out of an event handler may have left state half
+ *   changed: it is reported as one line and the process exits 1.
+ *
+ * Neither ever prints a stack trace. Returns a function that removes the
+ * handlers (for tests).
+ *
+ * @example
+ * ```ts
+ * installCrashPolicy();
+ * ```
+ */
+export function installCrashPolicy(
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): () => void {
+  const detail = (error: unknown) =>
+    oneLine(error instanceof Error ? error.message : String(error)).slice(0, 500);
+  const onRejection = (reason: unknown) => {
+    write(`securechat: internal error (continuing): ${detail(reason)}\n`);
+  };
+  const onException = (error: unknown) => {
+    write(`securechat: unexpected error: ${detail(error)}\n`);
+    process.exit(ExitCode.failure);
+  };
+  process.on("unhandledRejection", onRejection);
+  process.on("uncaughtException", onException);
+  return () => {
+    process.off("unhandledRejection", onRejection);
+    process.off("uncaughtException", onException);
+  };
 }
 
 /**
@@ -96,6 +137,7 @@ function oneLine(text: string): string {
  * ```
  */
 export async function main(argv: string[]): Promise<never> {
+  installCrashPolicy();
   const code = await runCli(argv);
   await Promise.all([drain(process.stdout), drain(process.stderr)]);
   process.exit(code);

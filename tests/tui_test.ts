@@ -473,7 +473,7 @@ Deno.test({
       const bobPeers = readFileSync(join(bobHome, "known_peers"), "utf8");
       assert.match(
         bobPeers,
-        new RegExp(`^alice ${fingerprint(aliceKey.publicKey)} verified$`, "m"),
+        new RegExp(`^${fingerprint(aliceKey.publicKey)} verified alice$`, "m"),
       );
       await aliceTerm.run("n");
       await aliceTerm.waitFor(/bob was not marked verified/);
@@ -515,14 +515,14 @@ Deno.test({
       const impostorKey = await readPublicKey(join(impostorHome, "identity.pub"));
       assert.match(
         readFileSync(join(bobHome, "known_peers"), "utf8"),
-        new RegExp(`^alice ${fingerprint(impostorKey.publicKey)} verified$`, "m"),
+        new RegExp(`^${fingerprint(impostorKey.publicKey)} verified alice$`, "m"),
       );
 
-      // /nick and /join rejoin with a new announcement.
+      // /nick and /join rejoin with a new announcement; others see /nick as one rename.
       await bobTerm.run("/nick bobby");
       await waitForPrompt(bobTerm, room, "bobby");
-      await aliceTerm.waitFor(/bob \([a-z2-7-]+\) left/);
-      await aliceTerm.waitFor(/\+bobby joined/);
+      await aliceTerm.waitFor(/bob is now known as bobby \([a-z2-7-]+\)/, "the rename");
+      assert.doesNotMatch((await aliceTerm.screen()).join("\n"), /bob \([a-z2-7-]+\) left/);
       await bobTerm.run("/join elsewhere");
       await waitForPrompt(bobTerm, "elsewhere", "bobby");
       await aliceTerm.waitFor(/bobby \([a-z2-7-]+\) left/);
