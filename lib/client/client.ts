@@ -16,6 +16,7 @@ import {
 import { generateIdentity, type Identity } from "../identity/identity.ts";
 import {
   decodeRecord,
+  DirectFailure,
   encodeRecord,
   RelayErrorCode,
   type RelayRecord,
@@ -257,6 +258,21 @@ export class ChatClient {
       case "error":
         this.#channel.destroy(relayRefusal(record.code, record.message));
         return;
+      case "directFailed": {
+        // The relay's answer to a direct it could not deliver (PROTOCOL.md, relay records).
+        const member = this.#session.members().find((m) => m.memberId === record.to);
+        const whom = member ? member.nick : `member ${record.to}`;
+        const why = record.reason === DirectFailure.self
+          ? "that is you"
+          : "not in the room (it left)";
+        this.#options.onEvent({
+          type: "warning",
+          code: "unknown-member",
+          member,
+          text: `a direct message to ${whom} was not delivered: ${why}`,
+        });
+        return;
+      }
       default:
         this.#apply(record);
     }
