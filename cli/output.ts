@@ -84,6 +84,27 @@ export function jsonLine(value: unknown): string {
   return JSON.stringify(value).replace(UNSAFE_IN_JSON, unicodeEscape);
 }
 
+/** A sender's clock further than this from ours is not shown as the message's time. */
+const CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The `time` of a message in `--json` (PROTOCOL.md, "Plaintexts"): the
+ * sender's claimed time when it is within a day of this clock, otherwise
+ * this clock's time of receipt with the claim kept as `sentTime`
+ * (milliseconds, as received). A claim cannot make output fail: times up to
+ * 2^53 − 1 are beyond what a Date can show.
+ *
+ * @example
+ * ```ts
+ * messageTime(Date.now(), Date.now()); // { time: "2024-..." }
+ * messageTime(2 ** 53 - 1, 0); // { time: "1970-01-01T00:00:00.000Z", sentTime: 9007199254740991 }
+ * ```
+ */
+export function messageTime(sent: number, now: number): { time: string; sentTime?: number } {
+  if (Math.abs(sent - now) <= CLOCK_SKEW_MS) return { time: new Date(sent).toISOString() };
+  return { time: new Date(now).toISOString(), sentTime: sent };
+}
+
 /** Writes one line (without its newline) to stdout or stderr. */
 export type LineWriter = (stream: "stdout" | "stderr", line: string) => void;
 
@@ -181,7 +202,7 @@ export class JoinOutput {
         from: message.from.nick,
         fingerprint: message.from.fingerprint,
         text: message.text,
-        time: new Date(message.time).toISOString(),
+        ...messageTime(message.time, Date.now()),
         status: message.status,
       }));
       return;

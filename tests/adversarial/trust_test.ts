@@ -456,3 +456,42 @@ Deno.test("trust: a flood of never-seen nicks keeps known_peers bounded and join
   }
   assert.ok(attack.clean, attack.summary());
 });
+
+Deno.test("output: a member's clock at 2^53 - 1 ms does not break join --json", async () => {
+  const attack = new Attack("hostile member: content time 2^53 - 1 (--json)");
+  const dirs = new TempDirs();
+  const relay = await HostileRelay.start();
+  let victim: CliProcess | undefined;
+  try {
+    await guarded(attack, async () => {
+      const { proc } = await hostileVictim(relay, dirs.make());
+      victim = proc;
+      const far = relay.addPuppet({ nick: "far", room: "ops", now: () => 2 ** 53 - 1 });
+      await waitFor(
+        () => relay.logged("to", far.endpoint).some((record) => record.type === "directFrom"),
+        { what: "the victim's key for far" },
+      );
+      await delay(100);
+      attack.attempt();
+      far.say(["from the far future"]);
+      await proc.waitFor(
+        "stdout",
+        /"text":"from the far future".*"sentTime":9007199254740991/,
+        10_000,
+      )
+        .then(() => attack.detected(), () => {});
+      far.say(["still fine"]);
+      await proc.waitFor("stdout", /"text":"still fine"/, 10_000).catch(() =>
+        attack.lost(1, "join stopped after the far time")
+      );
+      checkExit(attack, "victim", proc, (await proc.stop()).code);
+    });
+  } finally {
+    attack.save();
+    if (victim?.child.exitCode === null) await victim.stop("SIGKILL");
+    await relay.close();
+    dirs.cleanup();
+  }
+  assert.ok(attack.clean, attack.summary());
+  assert.equal(attack.row.detected, attack.row.attempts, attack.summary());
+});
