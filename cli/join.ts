@@ -191,9 +191,18 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   }
 }
 
+/**
+ * Checks the relay's key against the pin or `known_servers`, following ssh:
+ * by the address as typed, and also by the address it resolved to (so
+ * `localhost:7878` and `127.0.0.1:7878` cannot hold two keys unnoticed). A
+ * key that differs from the one remembered for the typed address, or for the
+ * resolved address when the typed one is new, stops the join; a difference
+ * only at the resolved address of a known name is a warning (addresses get
+ * reassigned). Both entries are remembered on first use.
+ */
 async function verifyRelay(options: {
   address: ServerAddress;
-  relay: { fingerprint: string };
+  relay: { fingerprint: string; remoteAddress?: string; remotePort?: number };
   pinned?: string;
   knownServers?: KnownServers;
   output: JoinOutput;
@@ -209,22 +218,51 @@ async function verifyRelay(options: {
     }
     return;
   }
-  const result = knownServers!.check(shown, relay.fingerprint);
-  if (result.status === "changed") {
-    throw new AuthenticationError(
-      `relay at ${shown} presented fingerprint ${relay.fingerprint}, but ${knownServers!.path} ` +
-        `expects ${result.expected}: possible man-in-the-middle; nothing was sent. If the relay's ` +
-        `key really changed, remove its line from ${knownServers!.path}`,
+  const known = knownServers!;
+  const result = known.check(shown, relay.fingerprint);
+  const resolved = resolvedAddress(relay);
+  const byAddress = resolved !== undefined && resolved !== shown
+    ? known.check(resolved, relay.fingerprint)
+    : undefined;
+  const mitm = (where: string, expected: string | undefined) =>
+    new AuthenticationError(
+      `relay at ${where} presented fingerprint ${relay.fingerprint}, but ${known.path} ` +
+        `expects ${expected}: possible man-in-the-middle; nothing was sent. If the relay's ` +
+        `key really changed, run \`securechat known-servers --remove ${where}\``,
+    );
+  if (result.status === "changed") throw mitm(shown, result.expected);
+  if (byAddress?.status === "changed") {
+    if (result.status === "new") throw mitm(`${shown} (${resolved})`, byAddress.expected);
+    output.notice(
+      "warning",
+      `the relay at ${shown} matches known_servers, but ${resolved}, the address it resolved ` +
+        `to, is remembered with another key (${byAddress.expected}); if that address was ` +
+        `reassigned, run \`securechat known-servers --remove ${resolved}\``,
+      { code: "relay-address", address: resolved },
     );
   }
   if (result.status === "new") {
-    await knownServers!.remember(shown, relay.fingerprint);
+    await known.remember(shown, relay.fingerprint);
     output.notice(
       "relay",
       `first connection to ${shown}: remembered its fingerprint ${relay.fingerprint} in ` +
-        `${knownServers!.path}; compare it with the relay operator's`,
+        `${known.path}; compare it with the relay operator's`,
       { address: shown, fingerprint: relay.fingerprint },
     );
+  }
+  if (byAddress?.status === "new") await known.remember(resolved!, relay.fingerprint);
+}
+
+/** The address a connection reached, as a `known_servers` key, or undefined. */
+function resolvedAddress(
+  relay: { remoteAddress?: string; remotePort?: number },
+): string | undefined {
+  if (relay.remoteAddress === undefined || relay.remotePort === undefined) return undefined;
+  const host = relay.remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+  try {
+    return formatServerAddress({ host, port: relay.remotePort });
+  } catch {
+    return undefined;
   }
 }
 

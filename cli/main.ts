@@ -14,9 +14,11 @@ import { keygenCommand } from "./keygen.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
 import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
+import { knownServersCommand } from "./known_servers.ts";
 import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/errors.ts";
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
+import { FileLockError } from "../lib/core/file_lock.ts";
 
 /**
  * Builds the commander program with every sub-command.
@@ -35,7 +37,14 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) })
     .showHelpAfterError("(run with --help for usage)");
-  for (const command of [keygenCommand(), fingerprintCommand(), serveCommand(), joinCommand()]) {
+  const commands = [
+    keygenCommand(),
+    fingerprintCommand(),
+    serveCommand(),
+    joinCommand(),
+    knownServersCommand(),
+  ];
+  for (const command of commands) {
     program.addCommand(command.exitOverride());
   }
   return program;
@@ -72,7 +81,10 @@ export async function runCli(argv: string[]): Promise<number> {
 /** Maps the library's error classes to exit codes; `undefined` for unexpected errors. */
 function asCliError(error: unknown): CliError | undefined {
   if (error instanceof CliError) return error;
-  if (error instanceof IdentityFileError || error instanceof TrustStoreError) {
+  if (
+    error instanceof IdentityFileError || error instanceof TrustStoreError ||
+    error instanceof FileLockError
+  ) {
     return new CliError(error.message, ExitCode.keyFile);
   }
   if (error instanceof AuthenticationError) {

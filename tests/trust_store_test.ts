@@ -200,6 +200,22 @@ Deno.test("known_servers: corrupt files are refused with the line number and nev
   });
 });
 
+Deno.test("known_servers: remove forgets one address in any form, keeping the rest", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "known_servers");
+    const a = fp();
+    const b = fp();
+    await writeFile(path, `# relays\n[::1]:7878 ${a} # lab\nrelay.example:7878 ${b}\n`);
+    const known = await KnownServers.load(path);
+    assert.equal(await known.remove("::1:07878"), a);
+    assert.equal(await readFile(path, "utf8"), `# relays\nrelay.example:7878 ${b}\n`);
+    assert.equal(known.lookup("[::1]:7878"), undefined);
+    assert.equal(await known.remove("[::1]:7878"), undefined);
+    assert.equal(await readFile(path, "utf8"), `# relays\nrelay.example:7878 ${b}\n`);
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+  });
+});
+
 Deno.test("fingerprint lists: comments, free text, strictness", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "team.txt");

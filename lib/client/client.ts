@@ -105,8 +105,19 @@ export interface ChatClientOptions extends RelayAddress {
   room: string;
   /** Nick to use in the room. */
   nick: string;
-  /** Checks the relay's identity before anything identifying is sent; throw to abort. */
-  verifyRelay: (relay: { publicKey: Uint8Array; fingerprint: string }) => void | Promise<void>;
+  /**
+   * Checks the relay's identity before anything identifying is sent; throw to abort.
+   * `remoteAddress` and `remotePort` are the address actually connected to (what the
+   * name resolved to), for checks that follow ssh's CheckHostIP.
+   */
+  verifyRelay: (
+    relay: {
+      publicKey: Uint8Array;
+      fingerprint: string;
+      remoteAddress?: string;
+      remotePort?: number;
+    },
+  ) => void | Promise<void>;
   /** Whom to share keys with and accept messages from; default: everyone. */
   isTrusted?: (member: { nick: string; fingerprint: string }) => boolean;
   /** Receives every room event, in order, from the welcome on. */
@@ -177,7 +188,12 @@ export class ChatClient {
     const channel = await connectHandshake({
       socket,
       identity: options.identity,
-      verifyRelay: options.verifyRelay,
+      verifyRelay: (relay) =>
+        options.verifyRelay({
+          ...relay,
+          remoteAddress: socket.remoteAddress,
+          remotePort: socket.remotePort,
+        }),
       timeoutMs,
     });
     const session = new RoomSession({

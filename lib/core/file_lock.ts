@@ -13,7 +13,8 @@
  * @module
  */
 
-import { open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import process from "node:process";
 import { errorCode } from "./atomic_file.ts";
@@ -120,6 +121,11 @@ export async function withFileLock<T>(
       }
       break;
     } catch (error) {
+      // The state directory may not exist yet: it is created as the file's writer would.
+      if (errorCode(error) === "ENOENT" && attempt === 0) {
+        await mkdir(dirname(lockPath), { recursive: true, mode: 0o700 });
+        continue;
+      }
       if (errorCode(error) !== "EEXIST") throw error;
     }
     const stale = await breakIfStale(lockPath);

@@ -23,6 +23,7 @@
  */
 
 import { isIPv6 } from "node:net";
+import { withFileLock } from "../core/file_lock.ts";
 import { fingerprintsEqual, parseFingerprint } from "./fingerprint.ts";
 import {
   type Line,
@@ -267,13 +268,42 @@ export class KnownServers {
   async remember(address: string, fingerprint: string): Promise<void> {
     const key = canonicalServerAddress(address);
     const fp = parseFingerprint(fingerprint);
-    const fresh = await KnownServers.load(this.#path);
-    const text = `${key} ${fp}`;
-    replaceOrAppend(fresh.#lines, key, (comment) => text + comment, text);
-    await writeTrustFile(this.#path, fresh.#lines);
-    fresh.#entries.set(key, { fingerprint: fp, line: 0 });
-    this.#lines = fresh.#lines;
-    this.#entries = fresh.#entries;
+    await withFileLock(this.#path, async () => {
+      const fresh = await KnownServers.load(this.#path);
+      const text = `${key} ${fp}`;
+      replaceOrAppend(fresh.#lines, key, (comment) => text + comment, text);
+      await writeTrustFile(this.#path, fresh.#lines);
+      fresh.#entries.set(key, { fingerprint: fp, line: 0 });
+      this.#lines = fresh.#lines;
+      this.#entries = fresh.#entries;
+    });
+  }
+
+  /**
+   * Forgets a relay address (any accepted form) and saves the file, as
+   * `ssh-keygen -R` does; returns the fingerprint that was remembered, or
+   * undefined when the address was not in the file (which is then left
+   * untouched).
+   *
+   * @example
+   * ```ts
+   * await known.remove("localhost:7878"); // "k3b7-..."
+   * ```
+   */
+  async remove(address: string): Promise<string | undefined> {
+    const key = canonicalServerAddress(address);
+    return await withFileLock(this.#path, async () => {
+      const fresh = await KnownServers.load(this.#path);
+      const removed = fresh.#entries.get(key)?.fingerprint;
+      if (removed !== undefined) {
+        fresh.#lines = fresh.#lines.filter((line) => line.key !== key);
+        fresh.#entries.delete(key);
+        await writeTrustFile(this.#path, fresh.#lines);
+      }
+      this.#lines = fresh.#lines;
+      this.#entries = fresh.#entries;
+      return removed;
+    });
   }
 
   /**

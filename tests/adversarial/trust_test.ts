@@ -495,3 +495,61 @@ Deno.test("output: a member's clock at 2^53 - 1 ms does not break join --json", 
   assert.ok(attack.clean, attack.summary());
   assert.equal(attack.row.detected, attack.row.attempts, attack.summary());
 });
+
+Deno.test("trust: another key at a known address is caught under another name; known-servers --remove forgets it", async () => {
+  const attack = new Attack("trust: relay key changed under another name (localhost vs 127.0.0.1)");
+  const dirs = new TempDirs();
+  const procs: CliProcess[] = [];
+  try {
+    await guarded(attack, async () => {
+      const home = dirs.make();
+      const genuine = await startRelay({ home: dirs.make("relay") });
+      procs.push(genuine.proc);
+      const port = genuine.address.split(":").at(-1)!;
+      const first = await runJoin(`127.0.0.1:${port}`, home);
+      assert.equal(first.code, 0, first.stderr);
+      await genuine.proc.stop();
+      // Someone else's relay now answers on the same address.
+      const impostor = await startRelay({ home: dirs.make("relay"), listen: `127.0.0.1:${port}` });
+      procs.push(impostor.proc);
+      attack.attempt();
+      const second = await runJoin(`localhost:${port}`, home);
+      if (second.code === 0) {
+        attack.forged(`the impostor's key was accepted under localhost: ${second.stderr}`);
+      } else if (second.code === 4 && /127\.0\.0\.1/.test(second.stderr)) attack.detected();
+      else attack.lost(1, `join exited ${second.code}: ${second.stderr}`);
+      // The user decides the key really changed: forget the address, and join remembers the new key.
+      const removed = await runCommand(["known-servers", "--remove", `127.0.0.1:${port}`], home);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.match(removed.stderr, /removed 127\.0\.0\.1:\d+/);
+      const listed = await runCommand(["known-servers"], home);
+      assert.equal(listed.stdout, "");
+      const third = await runJoin(`localhost:${port}`, home);
+      assert.equal(third.code, 0, third.stderr);
+      const after = await runCommand(["known-servers"], home);
+      assert.match(after.stdout, new RegExp(`^localhost:${port} ${impostor.fingerprint}$`, "m"));
+      assert.match(
+        after.stdout,
+        new RegExp(`^127\\.0\\.0\\.1:${port} ${impostor.fingerprint}$`, "m"),
+      );
+      const missing = await runCommand(["known-servers", "--remove", "nowhere.example:1"], home);
+      assert.equal(missing.code, 2);
+    });
+  } finally {
+    attack.save();
+    for (const proc of procs) if (proc.child.exitCode === null) await proc.stop("SIGKILL");
+    dirs.cleanup();
+  }
+  assert.ok(attack.clean, attack.summary());
+  assert.equal(attack.row.detected, attack.row.attempts, attack.summary());
+});
+
+async function runCommand(args: string[], home: string) {
+  const proc = CliProcess.start(args, { home, input: "" });
+  const status = await proc.wait();
+  return { ...status, stdout: proc.stdout, stderr: proc.stderr };
+}
+
+function runJoin(address: string, home: string) {
+  return runCommand(["join", address, "--room", "ops", "--nick", "carol"], home);
+}
