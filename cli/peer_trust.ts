@@ -149,7 +149,7 @@ export class PeerTrust {
       (error: Error) => this.#failed(member, error),
     );
     this.#writes.add(write);
-    write.finally(() => this.#writes.delete(write));
+    write.finally(() => this.#writes.delete(write)).catch(() => {});
   }
 
   /** The locked re-check's verdict: another process may have recorded this nick meanwhile. */
