@@ -11,6 +11,7 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { nodeBinary } from "../scripts/node_binary.ts";
 import { processStats, sleep } from "./system.ts";
 
 /** Repository root: this file is `<root>/bench/processes.ts`. */
@@ -21,7 +22,8 @@ export const DENO = join(ROOT, "node_modules", "deno", "deno");
 
 /**
  * How to run `securechat`: `SECURECHAT_BIN` (a built executable, or a `.mjs`
- * bundle run with node) when set, else the sources under Deno.
+ * bundle run with the Node of `scripts/node_binary.ts`) when set, else the
+ * sources under Deno.
  *
  * @example
  * ```ts
@@ -33,7 +35,7 @@ export function securechatCommand(): { command: string; args: string[]; label: s
   if (bin) {
     const path = resolve(bin);
     return /\.[cm]?js$/.test(path)
-      ? { command: "node", args: [path], label: `node ${path}` }
+      ? { command: nodeBinary().command, args: [path], label: `node ${path}` }
       : { command: path, args: [], label: path };
   }
   return { command: DENO, args: ["run", "-A", join(ROOT, "mod.ts")], label: "deno run -A mod.ts" };

@@ -3,7 +3,7 @@
  * (`dist/securechat.mjs`), the single executable (`dist/securechat`) and
  * `deno compile`. It only runs the CLI.
  *
- * `mod.ts` decides with `import.meta.main`, which Node 20 lacks, and the
+ * `mod.ts` decides with `import.meta.main`, which Node 22 lacks, and the
  * single executable runs this file as CommonJS, where top-level `await` is a
  * syntax error; hence a separate entry that uses a promise chain.
  *
@@ -16,8 +16,10 @@
  */
 
 import process from "node:process";
-import { runCli } from "./main.ts";
+import { installCrashPolicy, runCli } from "./main.ts";
+import { escapeTerminal } from "./output.ts";
 
+installCrashPolicy();
 runCli(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -25,7 +27,7 @@ runCli(process.argv.slice(2)).then(
   (error: unknown) => {
     // runCli catches everything it knows; this is the last line of defence, still one line.
     const detail = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`securechat: unexpected error: ${detail}\n`);
+    process.stderr.write(`securechat: unexpected error: ${escapeTerminal(detail)}\n`);
     process.exitCode = 1;
   },
 );

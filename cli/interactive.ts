@@ -9,7 +9,7 @@
  * - readline's keypress decoder already does the one hard part of terminal
  *   input (escape sequences, Alt, UTF-8 split across reads, bracketed-paste
  *   markers), and it exists in both runtimes this program ships on, Deno and
- *   Node 20 (the single executable), with no new code to audit;
+ *   Node (the single executable embeds Node 26), with no new code to audit;
  * - the screen needs very little of a terminal: absolute cursor moves,
  *   clearing a row, SGR attributes, the alternate screen, bracketed paste and
  *   auto-wrap off. Every terminal in use speaks these (VT100/xterm), so a

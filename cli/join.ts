@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError } from "commander";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { validateNick, validateRoom } from "../lib/e2e/announcement.ts";
+import { normalizeName } from "../lib/identity/nick.ts";
 import { utf8 } from "../lib/core/bytes.ts";
 import { ChatClient } from "../lib/client/client.ts";
 import { type ConnectionHandlers, ReconnectingClient } from "../lib/client/reconnecting_client.ts";
@@ -32,7 +33,8 @@ import { CliError, ExitCode } from "./exit_codes.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
 import { positiveInteger, serverAddress } from "./options.ts";
 import { runInteractive } from "./interactive.ts";
-import { JoinOutput, type PeerStatus } from "./output.ts";
+import { JoinOutput } from "./output.ts";
+import { keyChangedText, PeerTrust } from "./peer_trust.ts";
 import { knownPeersPath, knownServersPath } from "./paths.ts";
 
 /** Parsed `join` options. */
@@ -87,65 +89,13 @@ export function joinCommand(): Command {
     .action((address: ServerAddress, options: JoinOptions) => runJoin(address, options));
 }
 
-/** Tracks what `join` knows about each member's key, for display. */
-class PeerTrust {
-  #knownPeers: KnownPeers;
-  #status = new Map<number, PeerStatus>();
-  #writes: Promise<void> = Promise.resolve();
-
-  constructor(knownPeers: KnownPeers) {
-    this.#knownPeers = knownPeers;
-  }
-
-  /** Checks a member against `known_peers`, remembering new nicks. */
-  admit(member: MemberInfo): { status: PeerStatus; expected?: string } {
-    const result = this.#knownPeers.check(member.nick, member.fingerprint);
-    let status: PeerStatus;
-    if (result.status === "new") {
-      status = "new";
-      const peers = this.#knownPeers;
-      this.#writes = this.#writes.then(() => peers.remember(member.nick, member.fingerprint));
-    } else if (result.status === "changed") {
-      // Keep the old entry: the warning must persist until the user re-verifies.
-      status = "changed";
-    } else {
-      status = result.verified ? "verified" : "known";
-    }
-    this.#status.set(member.memberId, status);
-    return { status, expected: result.expected };
-  }
-
-  statusOf(member: MemberInfo): PeerStatus {
-    return this.#status.get(member.memberId) ?? "new";
-  }
-
-  /**
-   * Records `member`'s key as verified in `known_peers` (after the user
-   * compared safety numbers) and shows it as verified from now on.
-   */
-  async markVerified(member: MemberInfo): Promise<void> {
-    const previous = this.#writes;
-    // After pending writes, so a `remember` of the same nick cannot overwrite the mark.
-    const write = previous.catch(() => {}).then(() =>
-      this.#knownPeers.markVerified(member.nick, member.fingerprint)
-    );
-    // Earlier write errors still surface in settled(); this one is the caller's to report.
-    this.#writes = Promise.all([previous, write.catch(() => {})]).then(() => {});
-    await write;
-    this.#status.set(member.memberId, "verified");
-  }
-
-  /** Waits for pending `known_peers` writes; their errors surface here. */
-  settled(): Promise<void> {
-    return this.#writes;
-  }
-}
-
 async function runJoin(address: ServerAddress, options: JoinOptions): Promise<void> {
   const output = new JoinOutput({ json: options.json === true });
+  // The same name profile as the relay and every receiver (lib/identity/nick.ts), after NFC.
+  options.room = normalizeName(options.room);
   const roomProblem = validateRoom(options.room);
   if (roomProblem) throw new CliError(`--room: ${roomProblem}`, ExitCode.usage);
-  options.nick ??= defaultNick();
+  options.nick = normalizeName(options.nick ?? defaultNick());
   const nickProblem = validateNick(options.nick);
   if (nickProblem) throw new CliError(`--nick: ${nickProblem}`, ExitCode.usage);
   const identity = await loadOrCreateIdentity({
@@ -156,7 +106,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   const knownServers = options.serverFingerprint
     ? undefined
     : await KnownServers.load(knownServersPath());
-  const peers = new PeerTrust(await KnownPeers.load(knownPeersPath()));
+  const peers = new PeerTrust({ knownPeers: await KnownPeers.load(knownPeersPath()), output });
   // The chat screen needs a terminal on both sides; a dumb one (an editor's shell) gets line mode.
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true &&
     process.env.TERM !== "dumb" && !options.json;
@@ -241,9 +191,18 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   }
 }
 
+/**
+ * Checks the relay's key against the pin or `known_servers`, following ssh:
+ * by the address as typed, and also by the address it resolved to (so
+ * `localhost:7878` and `127.0.0.1:7878` cannot hold two keys unnoticed). A
+ * key that differs from the one remembered for the typed address, or for the
+ * resolved address when the typed one is new, stops the join; a difference
+ * only at the resolved address of a known name is a warning (addresses get
+ * reassigned). Both entries are remembered on first use.
+ */
 async function verifyRelay(options: {
   address: ServerAddress;
-  relay: { fingerprint: string };
+  relay: { fingerprint: string; remoteAddress?: string; remotePort?: number };
   pinned?: string;
   knownServers?: KnownServers;
   output: JoinOutput;
@@ -259,22 +218,51 @@ async function verifyRelay(options: {
     }
     return;
   }
-  const result = knownServers!.check(shown, relay.fingerprint);
-  if (result.status === "changed") {
-    throw new AuthenticationError(
-      `relay at ${shown} presented fingerprint ${relay.fingerprint}, but ${knownServers!.path} ` +
-        `expects ${result.expected}: possible man-in-the-middle; nothing was sent. If the relay's ` +
-        `key really changed, remove its line from ${knownServers!.path}`,
+  const known = knownServers!;
+  const result = known.check(shown, relay.fingerprint);
+  const resolved = resolvedAddress(relay);
+  const byAddress = resolved !== undefined && resolved !== shown
+    ? known.check(resolved, relay.fingerprint)
+    : undefined;
+  const mitm = (where: string, expected: string | undefined) =>
+    new AuthenticationError(
+      `relay at ${where} presented fingerprint ${relay.fingerprint}, but ${known.path} ` +
+        `expects ${expected}: possible man-in-the-middle; nothing was sent. If the relay's ` +
+        `key really changed, run \`securechat known-servers --remove ${where}\``,
+    );
+  if (result.status === "changed") throw mitm(shown, result.expected);
+  if (byAddress?.status === "changed") {
+    if (result.status === "new") throw mitm(`${shown} (${resolved})`, byAddress.expected);
+    output.notice(
+      "warning",
+      `the relay at ${shown} matches known_servers, but ${resolved}, the address it resolved ` +
+        `to, is remembered with another key (${byAddress.expected}); if that address was ` +
+        `reassigned, run \`securechat known-servers --remove ${resolved}\``,
+      { code: "relay-address", address: resolved },
     );
   }
   if (result.status === "new") {
-    await knownServers!.remember(shown, relay.fingerprint);
+    await known.remember(shown, relay.fingerprint);
     output.notice(
       "relay",
       `first connection to ${shown}: remembered its fingerprint ${relay.fingerprint} in ` +
-        `${knownServers!.path}; compare it with the relay operator's`,
+        `${known.path}; compare it with the relay operator's`,
       { address: shown, fingerprint: relay.fingerprint },
     );
+  }
+  if (byAddress?.status === "new") await known.remember(resolved!, relay.fingerprint);
+}
+
+/** The address a connection reached, as a `known_servers` key, or undefined. */
+function resolvedAddress(
+  relay: { remoteAddress?: string; remotePort?: number },
+): string | undefined {
+  if (relay.remoteAddress === undefined || relay.remotePort === undefined) return undefined;
+  const host = relay.remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+  try {
+    return formatServerAddress({ host, port: relay.remotePort });
+  } catch {
+    return undefined;
   }
 }
 
@@ -294,6 +282,7 @@ class JoinSession {
   #options: JoinSessionOptions;
   #received = 0;
   #held: RoomEvent[] | undefined = [];
+  #leaving = new Map<string, { member: MemberInfo; timer: ReturnType<typeof setTimeout> }>();
   #finish!: () => void;
   #fail!: (error: Error) => void;
 
@@ -325,10 +314,7 @@ class JoinSession {
         this.#memberJoined(event.member, event.initial);
         return;
       case "member-left":
-        output.notice("leave", `${event.member.nick} (${event.member.fingerprint}) left`, {
-          nick: event.member.nick,
-          fingerprint: event.member.fingerprint,
-        });
+        this.#memberLeft(event.member);
         return;
       case "warning":
         output.notice("warning", event.text, {
@@ -353,22 +339,66 @@ class JoinSession {
     }
   }
 
+  /**
+   * A leave is shown after {@linkcode RENAME_WINDOW_MS}, unless the same key
+   * joins again within it: `/nick` is a leave and a join under the new nick,
+   * shown as one rename.
+   */
+  #memberLeft(member: MemberInfo): void {
+    this.#options.peers.release(member);
+    const held = this.#leaving.get(member.fingerprint);
+    if (held) this.#showLeave(held.member);
+    const timer = setTimeout(() => this.#showLeave(member), RENAME_WINDOW_MS);
+    this.#leaving.set(member.fingerprint, { member, timer });
+  }
+
+  #showLeave(member: MemberInfo): void {
+    const held = this.#leaving.get(member.fingerprint);
+    if (held?.member === member) {
+      clearTimeout(held.timer);
+      this.#leaving.delete(member.fingerprint);
+    }
+    this.#options.output.notice("leave", `${member.nick} (${member.fingerprint}) left`, {
+      nick: member.nick,
+      fingerprint: member.fingerprint,
+    });
+  }
+
+  /** Shows the leaves still held back for a rename (the connection is ending). */
+  flushLeaves(): void {
+    for (const { member } of [...this.#leaving.values()]) this.#showLeave(member);
+  }
+
   #memberJoined(member: MemberInfo, initial: boolean): void {
     const { output, peers } = this.#options;
-    const { status, expected } = peers.admit(member);
+    const { status, expected, knownAs } = peers.admit(member);
     const fields = { nick: member.nick, fingerprint: member.fingerprint, status };
     if (status === "changed") {
-      output.notice(
-        "key-changed",
-        `WARNING: ${member.nick}'s key has CHANGED: ${member.fingerprint} now, ${expected} before. ` +
-          `Someone may be impersonating ${member.nick}; verify with them before trusting these messages`,
-        { ...fields, expected },
-      );
+      output.notice("key-changed", keyChangedText(member, expected), { ...fields, expected });
       return;
+    }
+    const left = this.#leaving.get(member.fingerprint);
+    if (left !== undefined) {
+      clearTimeout(left.timer);
+      this.#leaving.delete(member.fingerprint);
+      if (left.member.nick !== member.nick) {
+        output.notice(
+          "rename",
+          `${left.member.nick} is now known as ${member.nick} (${member.fingerprint})` +
+            (status === "verified" ? " (verified)" : ""),
+          { ...fields, previous: left.member.nick },
+        );
+        return;
+      }
+      this.#showLeave(left.member);
     }
     const verb = initial ? "is here" : "joined";
     const suffix = status === "new"
       ? " (new member: first time seen, remembered)"
+      : knownAs !== undefined && knownAs.length > 0
+      ? ` (known key, seen before as ${knownAs.join(", ")}${
+        status === "verified" ? "; verified" : ""
+      })`
       : status === "verified"
       ? " (verified)"
       : "";
@@ -380,6 +410,7 @@ class JoinSession {
   }
 
   connectionClosed(error?: Error): void {
+    this.flushLeaves();
     if (error) this.#fail(error);
     else this.#finish();
   }
@@ -460,6 +491,7 @@ class JoinSession {
       process.off("SIGTERM", stop);
       await member.close();
       await Promise.all(sends);
+      this.flushLeaves();
     }
     if (unsent > 0) {
       throw new CliError(
@@ -469,6 +501,9 @@ class JoinSession {
     }
   }
 }
+
+/** How long a leave waits for the same key to join under a new nick (a rename). */
+const RENAME_WINDOW_MS = 1_500;
 
 function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;

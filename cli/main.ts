@@ -8,14 +8,17 @@
 import { Command, CommanderError } from "commander";
 import process from "node:process";
 import { CliError, ExitCode } from "./exit_codes.ts";
+import { escapeTerminal } from "./output.ts";
 import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/core/version.ts";
 import { keygenCommand } from "./keygen.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
 import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
+import { knownServersCommand } from "./known_servers.ts";
 import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/errors.ts";
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
+import { FileLockError } from "../lib/core/file_lock.ts";
 
 /**
  * Builds the commander program with every sub-command.
@@ -34,7 +37,14 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) })
     .showHelpAfterError("(run with --help for usage)");
-  for (const command of [keygenCommand(), fingerprintCommand(), serveCommand(), joinCommand()]) {
+  const commands = [
+    keygenCommand(),
+    fingerprintCommand(),
+    serveCommand(),
+    joinCommand(),
+    knownServersCommand(),
+  ];
+  for (const command of commands) {
     program.addCommand(command.exitOverride());
   }
   return program;
@@ -63,7 +73,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return known.exitCode;
     }
     const detail = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`securechat: unexpected error: ${detail}\n`);
+    process.stderr.write(`securechat: unexpected error: ${oneLine(detail)}\n`);
     return ExitCode.failure;
   }
 }
@@ -71,7 +81,10 @@ export async function runCli(argv: string[]): Promise<number> {
 /** Maps the library's error classes to exit codes; `undefined` for unexpected errors. */
 function asCliError(error: unknown): CliError | undefined {
   if (error instanceof CliError) return error;
-  if (error instanceof IdentityFileError || error instanceof TrustStoreError) {
+  if (
+    error instanceof IdentityFileError || error instanceof TrustStoreError ||
+    error instanceof FileLockError
+  ) {
     return new CliError(error.message, ExitCode.keyFile);
   }
   if (error instanceof AuthenticationError) {
@@ -82,8 +95,48 @@ function asCliError(error: unknown): CliError | undefined {
   return undefined;
 }
 
+/** One line, safe for a terminal: the message may carry text from the network (a relay's error). */
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ");
+  return escapeTerminal(text.replace(/\s*\n\s*/g, " "));
+}
+
+/**
+ * The process-wide policy for errors nothing caught, installed once by both
+ * entry points (mod.ts through {@linkcode main}, and cli/bin.ts):
+ *
+ * - a rejected promise nobody handled is a bug in one task (a failed write,
+ *   a notice that could not be shown), not in the whole program: it is
+ *   reported as one line, `securechat: internal error (continuing): ...`,
+ *   and the chat goes on;
+ * - an exception thrown out of an event handler may have left state half
+ *   changed: it is reported as one line and the process exits 1.
+ *
+ * Neither ever prints a stack trace. Returns a function that removes the
+ * handlers (for tests).
+ *
+ * @example
+ * ```ts
+ * installCrashPolicy();
+ * ```
+ */
+export function installCrashPolicy(
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): () => void {
+  const detail = (error: unknown) =>
+    oneLine(error instanceof Error ? error.message : String(error)).slice(0, 500);
+  const onRejection = (reason: unknown) => {
+    write(`securechat: internal error (continuing): ${detail(reason)}\n`);
+  };
+  const onException = (error: unknown) => {
+    write(`securechat: unexpected error: ${detail(error)}\n`);
+    process.exit(ExitCode.failure);
+  };
+  process.on("unhandledRejection", onRejection);
+  process.on("uncaughtException", onException);
+  return () => {
+    process.off("unhandledRejection", onRejection);
+    process.off("uncaughtException", onException);
+  };
 }
 
 /**
@@ -96,6 +149,7 @@ function oneLine(text: string): string {
  * ```
  */
 export async function main(argv: string[]): Promise<never> {
+  installCrashPolicy();
   const code = await runCli(argv);
   await Promise.all([drain(process.stdout), drain(process.stderr)]);
   process.exit(code);

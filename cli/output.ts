@@ -3,8 +3,10 @@
  * a JSON object with `--json`), and notices on stderr (or as typed JSON
  * objects on stdout with `--json`).
  *
- * Text from other members is untrusted: control characters are escaped so
- * that a message can neither forge extra lines nor drive the terminal.
+ * Every string that came from the network is untrusted and escaped before
+ * it is written, with one function per output mode: {@linkcode escapeTerminal}
+ * for text (line mode, stderr, the chat screen) and {@linkcode jsonLine} for
+ * `--json`.
  *
  * @module
  */
@@ -18,6 +20,7 @@ export type NoticeType =
   | "welcome"
   | "join"
   | "leave"
+  | "rename"
   | "new-member"
   | "key-changed"
   | "warning"
@@ -28,21 +31,78 @@ export type NoticeType =
 export type PeerStatus = "new" | "known" | "verified" | "changed";
 
 /**
- * Escapes control characters (C0, DEL, C1) and line and paragraph separators
- * as `\n`, `\u001b` and so on, leaving tabs and printable text alone.
+ * Characters that can drive a terminal or make text read differently from
+ * what was sent: C0 controls but tab, DEL, C1 controls (U+009B is a one-byte
+ * CSI), the line and paragraph separators, and the bidirectional marks,
+ * embeddings, overrides and isolates (U+061C, U+200E, U+200F, U+202A–U+202E,
+ * U+2066–U+2069).
+ */
+const UNSAFE_FOR_TERMINAL =
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
+  /[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** What JSON.stringify leaves raw but a terminal showing the JSON would act on. */
+const UNSAFE_IN_JSON = /[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function unicodeEscape(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * The escaping of every string from the network printed as text (line mode,
+ * stderr notices and errors, the relay's log, the chat screen): the
+ * characters above become `\n`, `\r` or `\u001b`-style escapes, so a
+ * message can neither forge extra lines, nor drive the terminal (window
+ * title, clear screen, OSC 52 clipboard writes), nor reorder what is shown.
+ * Tabs and printable text are left alone.
  *
  * @example
  * ```ts
- * escapeControls("a\nb\x1b[2J"); // "a\\nb\\u001b[2J"
+ * escapeTerminal("a\nb\x1b[2J\u202e"); // "a\\nb\\u001b[2J\\u202e"
  * ```
  */
-export function escapeControls(text: string): string {
-  // deno-lint-ignore no-control-regex -- matching control characters is the point
-  return text.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g, (char) => {
+export function escapeTerminal(text: string): string {
+  return text.replace(UNSAFE_FOR_TERMINAL, (char) => {
     if (char === "\n") return "\\n";
     if (char === "\r") return "\\r";
-    return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+    return unicodeEscape(char);
   });
+}
+
+/**
+ * The escaping of `--json` output: one JSON text per line, in which
+ * JSON.stringify's escapes (C0 controls, quotes) are completed with
+ * `\uXXXX` escapes for DEL, the C1 controls, the line separators and the
+ * bidi controls, which JSON allows raw but which would act on a terminal or
+ * a log viewer showing the line. The value parses back unchanged.
+ *
+ * @example
+ * ```ts
+ * jsonLine({ text: "\u009b2J\u202e" }); // '{"text":"\\u009b2J\\u202e"}'
+ * ```
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(UNSAFE_IN_JSON, unicodeEscape);
+}
+
+/** A sender's clock further than this from ours is not shown as the message's time. */
+const CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The `time` of a message in `--json` (PROTOCOL.md, "Plaintexts"): the
+ * sender's claimed time when it is within a day of this clock, otherwise
+ * this clock's time of receipt with the claim kept as `sentTime`
+ * (milliseconds, as received). A claim cannot make output fail: times up to
+ * 2^53 − 1 are beyond what a Date can show.
+ *
+ * @example
+ * ```ts
+ * messageTime(Date.now(), Date.now()); // { time: "2024-..." }
+ * messageTime(2 ** 53 - 1, 0); // { time: "1970-01-01T00:00:00.000Z", sentTime: 9007199254740991 }
+ * ```
+ */
+export function messageTime(sent: number, now: number): { time: string; sentTime?: number } {
+  if (Math.abs(sent - now) <= CLOCK_SKEW_MS) return { time: new Date(sent).toISOString() };
+  return { time: new Date(now).toISOString(), sentTime: sent };
 }
 
 /** Writes one line (without its newline) to stdout or stderr. */
@@ -136,13 +196,13 @@ export class JoinOutput {
       return;
     }
     if (this.#json) {
-      this.#stdout(JSON.stringify({
+      this.#stdout(jsonLine({
         type: message.direct ? "direct" : "message",
         room: message.room,
         from: message.from.nick,
         fingerprint: message.from.fingerprint,
         text: message.text,
-        time: new Date(message.time).toISOString(),
+        ...messageTime(message.time, Date.now()),
         status: message.status,
       }));
       return;
@@ -152,7 +212,7 @@ export class JoinOutput {
       : message.status === "changed"
       ? " [KEY CHANGED]"
       : "";
-    this.#stdout(`${message.from.nick}${marker}: ${escapeControls(message.text)}`);
+    this.#stdout(`${escapeTerminal(message.from.nick)}${marker}: ${escapeTerminal(message.text)}`);
   }
 
   /**
@@ -169,10 +229,10 @@ export class JoinOutput {
       return;
     }
     if (this.#json) {
-      this.#stdout(JSON.stringify({ type, ...fields, text, time: new Date().toISOString() }));
+      this.#stdout(jsonLine({ type, ...fields, text, time: new Date().toISOString() }));
       return;
     }
-    this.#write("stderr", `securechat: ${escapeControls(text)}`);
+    this.#write("stderr", `securechat: ${escapeTerminal(text)}`);
   }
 
   #stdout(line: string): void {

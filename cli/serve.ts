@@ -18,13 +18,15 @@ import {
 } from "../lib/identity/trust_store.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
 import { positiveInteger, serverAddress } from "./options.ts";
+import { escapeTerminal } from "./output.ts";
 
 function parseListen(text: string): ServerAddress {
   return serverAddress(text, { allowPortZero: true });
 }
 
 function log(line: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  // Log lines carry nicks, room names and error text that came from the network.
+  process.stderr.write(`${new Date().toISOString()} ${escapeTerminal(line)}\n`);
 }
 
 /**

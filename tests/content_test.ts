@@ -156,3 +156,16 @@ Deno.test("pairwise content encoding refuses invalid input", () => {
   ];
   for (const content of bad) assert.throws(() => encodePairwiseContent(content), RangeError);
 });
+
+Deno.test("group content: receivers enforce the decoding limits, not the sender's packing rules", () => {
+  // 5,000 texts (the reference client packs at most 4,096), empty ones included: valid.
+  const texts = Array.from({ length: 5_000 }, (_, i) => (i % 2 === 0 ? "" : `t${i}`));
+  const decoded = decodeGroupContent(encodeGroupContent({ time: 2 ** 53 - 1, texts }));
+  assert.equal(decoded.texts.length, 5_000);
+  assert.equal(decoded.texts[0], "");
+  assert.equal(decoded.time, 2 ** 53 - 1);
+  // Above 2^53 - 1 the time is malformed.
+  const tooLate = encodeGroupContent({ time: 1, texts: ["x"] });
+  new DataView(tooLate.buffer, tooLate.byteOffset).setBigUint64(1, 2n ** 53n);
+  assert.throws(() => decodeGroupContent(tooLate));
+});

@@ -40,6 +40,7 @@ const SAMPLES: RelayRecord[] = [
   { type: "ack", id: 77, recipients: 0 },
   { type: "error", code: 3, message: 'nick "bob" is taken in room "ops"' },
   { type: "error", code: 0xffff, message: "" },
+  { type: "directFailed", to: 42, reason: 1 },
 ];
 
 Deno.test("records: every record type round-trips", () => {
@@ -51,6 +52,13 @@ Deno.test("records: every record type round-trips", () => {
     seen.add(record.type);
   }
   assert.deepEqual([...seen].sort(), Object.keys(RecordType).sort(), "a record type is untested");
+});
+
+Deno.test("records: direct-failed is 0x88, u32 member id, u8 reason", () => {
+  assert.equal(
+    toHex(encodeRecord({ type: "directFailed", to: 0x01020304, reason: 2 })),
+    "880102030402",
+  );
 });
 
 Deno.test("records: exact layouts of a few records", () => {

@@ -12,6 +12,7 @@ import {
   type RelayRecord,
 } from "../lib/transport/records.ts";
 import { RoomSession } from "../lib/e2e/room.ts";
+import { connectVictim, HostileRelay } from "./adversarial/support/hostile_relay.ts";
 import {
   containsBytes,
   delay,
@@ -380,6 +381,57 @@ Deno.test("relay: nothing a refused client sends afterwards is acted on", async 
     );
   } finally {
     await alice.client.close();
+    await relay.close();
+  }
+});
+
+Deno.test("relay: a direct to an unknown member or to oneself is answered with direct-failed", async () => {
+  const { relay } = await startRelay();
+  const raw = await rawClient(relay.address.port, relay.fingerprint);
+  const bob = await joinRoom({ relay, room: ROOM, nick: "bob" });
+  try {
+    raw.channel.start();
+    raw.channel.send(joinRecord(raw, "alice"));
+    await waitFor(() => raw.records.some((r) => r.type === "welcome"), { what: "the welcome" });
+    const own = raw.records.find((r) => r.type === "welcome")! as { memberId: number };
+    raw.channel.send(encodeRecord({ type: "direct", to: 999_999, envelope: new Uint8Array(48) }));
+    raw.channel.send(
+      encodeRecord({ type: "direct", to: own.memberId, envelope: new Uint8Array(48) }),
+    );
+    raw.channel.send(encodeRecord({ type: "publish", id: 5, message: new Uint8Array(100) }));
+    await waitFor(() => raw.records.some((r) => r.type === "ack"), { what: "the ack" });
+    const failed = raw.records.filter((r) => r.type === "directFailed");
+    assert.deepEqual(failed, [
+      { type: "directFailed", to: 999_999, reason: 1 },
+      { type: "directFailed", to: own.memberId, reason: 2 },
+    ]);
+    assert.equal(raw.closed, undefined, "the connection stays open");
+
+    // The client reports the answer, naming the member when it still knows it.
+    const hostile = await HostileRelay.start();
+    const carol = hostile.addPuppet({ nick: "carol", room: ROOM });
+    const victim = await connectVictim({ relay: hostile, room: ROOM, nick: "dave" });
+    try {
+      hostile.inject(victim.endpoint, {
+        type: "directFailed",
+        to: carol.endpoint.memberId,
+        reason: 1,
+      });
+      await waitFor(
+        () =>
+          victim.events.some((e) =>
+            e.type === "warning" && /direct message to carol was not delivered/.test(e.text)
+          ),
+        { what: "the victim told its direct was not delivered" },
+      );
+      assert.equal(victim.closed, undefined);
+    } finally {
+      await victim.client.close();
+      await hostile.close();
+    }
+  } finally {
+    raw.channel.destroy();
+    await bob.client.close();
     await relay.close();
   }
 });

@@ -6,9 +6,7 @@ import { fingerprint } from "../lib/identity/fingerprint.ts";
 import { generateIdentity } from "../lib/identity/identity.ts";
 import {
   canonicalServerAddress,
-  checkPeerNick,
   formatServerAddress,
-  KnownPeers,
   KnownServers,
   loadFingerprintList,
   parseServerAddress,
@@ -202,87 +200,20 @@ Deno.test("known_servers: corrupt files are refused with the line number and nev
   });
 });
 
-Deno.test("known_peers: TOFU and verification", async () => {
+Deno.test("known_servers: remove forgets one address in any form, keeping the rest", async () => {
   await withTempDir(async (dir) => {
-    const path = join(dir, "known_peers");
-    const peers = await KnownPeers.load(path);
-    const alice = fp();
-    const mallory = fp();
-    assert.deepEqual(peers.check("alice", alice), { status: "new", verified: false });
-    await peers.remember("alice", alice);
-    assert.deepEqual(peers.lookup("alice"), { fingerprint: alice, verified: false });
-    assert.deepEqual(peers.check("alice", alice), {
-      status: "match",
-      expected: alice,
-      verified: false,
-    });
-    assert.equal(peers.lookup("Alice"), undefined, "nicks are case-sensitive");
-
-    await peers.markVerified("alice", alice);
-    assert.equal(await readFile(path, "utf8"), `alice ${alice} verified\n`);
-    assert.deepEqual(peers.check("alice", alice), {
-      status: "match",
-      expected: alice,
-      verified: true,
-    });
-    assert.deepEqual(peers.check("alice", mallory), {
-      status: "changed",
-      expected: alice,
-      verified: false,
-    });
-
-    // Remembering the same key again keeps the verified mark.
-    await peers.remember("alice", alice);
-    assert.deepEqual((await KnownPeers.load(path)).lookup("alice"), {
-      fingerprint: alice,
-      verified: true,
-    });
-    // A different key replaces the entry and drops the mark.
-    await peers.remember("alice", mallory);
-    assert.deepEqual((await KnownPeers.load(path)).lookup("alice"), {
-      fingerprint: mallory,
-      verified: false,
-    });
-    assert.equal(await readFile(path, "utf8"), `alice ${mallory}\n`);
-    assert.equal((await stat(path)).mode & 0o777, 0o600);
-
-    await peers.markVerified("bob", alice);
-    assert.deepEqual(peers.entries(), [
-      ["alice", { fingerprint: mallory, verified: false }],
-      ["bob", { fingerprint: alice, verified: true }],
-    ]);
-    await assert.rejects(peers.remember("bad nick", alice), SyntaxError);
-    await assert.rejects(peers.remember("#nick", alice), SyntaxError);
-    await assert.rejects(peers.remember("alice", "nope"), SyntaxError);
-  });
-});
-
-Deno.test("known_peers: strict parsing", async () => {
-  await withTempDir(async (dir) => {
-    const path = join(dir, "known_peers");
+    const path = join(dir, "known_servers");
     const a = fp();
-    await writeFile(path, `# peers\nalice ${a} verified # met in person\nbob ${a}\n`);
-    const peers = await KnownPeers.load(path);
-    assert.deepEqual(peers.lookup("alice"), { fingerprint: a, verified: true });
-    assert.deepEqual(peers.lookup("bob"), { fingerprint: a, verified: false });
-
-    const cases: [string, number, RegExp][] = [
-      [`alice ${a} verfied\n`, 1, /line 1: expected `NICK FINGERPRINT`/],
-      [`alice ${a} verified extra\n`, 1, /line 1: expected/],
-      [`alice\n`, 1, /line 1: expected/],
-      [`alice ${a}\nbob x\n`, 2, /known_peers line 2: not a fingerprint/],
-      [`alice ${a}\nalice ${fp()}\n`, 2, /line 2: "alice" is listed again \(first on line 1\)/],
-      [`al\u0007ice ${a}\n`, 1, /line 1: nick/],
-    ];
-    for (const [text, line, message] of cases) {
-      await writeFile(path, text);
-      await rejectsAt(KnownPeers.load(path), line, message);
-    }
+    const b = fp();
+    await writeFile(path, `# relays\n[::1]:7878 ${a} # lab\nrelay.example:7878 ${b}\n`);
+    const known = await KnownServers.load(path);
+    assert.equal(await known.remove("::1:07878"), a);
+    assert.equal(await readFile(path, "utf8"), `# relays\nrelay.example:7878 ${b}\n`);
+    assert.equal(known.lookup("[::1]:7878"), undefined);
+    assert.equal(await known.remove("[::1]:7878"), undefined);
+    assert.equal(await readFile(path, "utf8"), `# relays\nrelay.example:7878 ${b}\n`);
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
   });
-  checkPeerNick("alice");
-  checkPeerNick("Ünïcode-nick_1");
-  assert.throws(() => checkPeerNick(""), SyntaxError);
-  assert.throws(() => checkPeerNick("x".repeat(256)), SyntaxError);
 });
 
 Deno.test("fingerprint lists: comments, free text, strictness", async () => {

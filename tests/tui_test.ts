@@ -30,6 +30,7 @@ import { clusterWidth, stringWidth, truncateToWidth } from "../cli/tui/width.ts"
 import { securechatCommand } from "./support/cli_command.ts";
 import { CliProcess, startRelay, TempDirs } from "./support/cli_process.ts";
 import { shellQuote, tmuxAvailable, TmuxServer, type TmuxTerminal } from "./support/tmux.ts";
+import { HostileRelay } from "./adversarial/support/hostile_relay.ts";
 
 // ---------------------------------------------------------------- pieces
 
@@ -473,7 +474,7 @@ Deno.test({
       const bobPeers = readFileSync(join(bobHome, "known_peers"), "utf8");
       assert.match(
         bobPeers,
-        new RegExp(`^alice ${fingerprint(aliceKey.publicKey)} verified$`, "m"),
+        new RegExp(`^${fingerprint(aliceKey.publicKey)} verified alice$`, "m"),
       );
       await aliceTerm.run("n");
       await aliceTerm.waitFor(/bob was not marked verified/);
@@ -515,14 +516,14 @@ Deno.test({
       const impostorKey = await readPublicKey(join(impostorHome, "identity.pub"));
       assert.match(
         readFileSync(join(bobHome, "known_peers"), "utf8"),
-        new RegExp(`^alice ${fingerprint(impostorKey.publicKey)} verified$`, "m"),
+        new RegExp(`^${fingerprint(impostorKey.publicKey)} verified alice$`, "m"),
       );
 
-      // /nick and /join rejoin with a new announcement.
+      // /nick and /join rejoin with a new announcement; others see /nick as one rename.
       await bobTerm.run("/nick bobby");
       await waitForPrompt(bobTerm, room, "bobby");
-      await aliceTerm.waitFor(/bob \([a-z2-7-]+\) left/);
-      await aliceTerm.waitFor(/\+bobby joined/);
+      await aliceTerm.waitFor(/bob is now known as bobby \([a-z2-7-]+\)/, "the rename");
+      assert.doesNotMatch((await aliceTerm.screen()).join("\n"), /bob \([a-z2-7-]+\) left/);
       await bobTerm.run("/join elsewhere");
       await waitForPrompt(bobTerm, "elsewhere", "bobby");
       await aliceTerm.waitFor(/bobby \([a-z2-7-]+\) left/);
@@ -545,6 +546,53 @@ Deno.test({
     } finally {
       await server.kill();
       await relay.proc.stop();
+      dirs.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "terminal: hostile strings from a hostile relay never reach the terminal raw",
+  ignore: !HAVE_TMUX,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dirs = new TempDirs();
+    const relay = await HostileRelay.start();
+    const server = new TmuxServer(dirs.make("tmux"));
+    try {
+      const terminal = await server.terminal("bob", { columns: COLUMNS, rows: ROWS });
+      await terminal.record();
+      const home = dirs.make();
+      const address = `127.0.0.1:${relay.address.port}`;
+      writeFileSync(join(home, "known_servers"), `${address} ${relay.fingerprint}\n`);
+      const joined = relay.nextJoin();
+      await startChat(server, terminal, { address, room: "ops", nick: "bob", home });
+      const bob = await joined;
+      const alice = relay.addPuppet({ nick: "alice", room: "ops" });
+      await terminal.waitFor(/alice joined/, "alice's arrival");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const payloads = [
+        "\x1b]0;pwned title\x07",
+        "\x1b]52;c;ZWNobyBwd25lZA==\x07",
+        "\x1b[2J\x1b[H",
+        "\u009b2J",
+        "\u202egnp.exe",
+      ];
+      alice.say(payloads.map((text, index) => `hostile ${index} ${text} end`));
+      await terminal.waitFor(/hostile 4 .*end/, "the hostile messages");
+      // The relay's own error text, printed after the chat screen is gone.
+      relay.inject(bob, { type: "error", code: 1, message: `relay ${payloads.join(" ")} end` });
+      await terminal.waitFor(/exit status \d+/, "join to exit");
+      const raw = terminal.recorded();
+      for (const payload of payloads) {
+        assert.ok(!raw.includes(payload), `raw on the terminal: ${JSON.stringify(payload)}`);
+      }
+      const screen = (await terminal.screen()).join("\n");
+      assert.match(screen, /relay \\u001b\]0;pwned title\\u0007/);
+    } finally {
+      await server.kill();
+      await relay.close();
       dirs.cleanup();
     }
   },

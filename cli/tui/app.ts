@@ -17,6 +17,7 @@
 
 import { utf8 } from "../../lib/core/bytes.ts";
 import { validateNick, validateRoom } from "../../lib/e2e/announcement.ts";
+import { normalizeName } from "../../lib/identity/nick.ts";
 import type { ChatClient } from "../../lib/client/client.ts";
 import { MAX_TEXT_BYTES } from "../../lib/e2e/content.ts";
 import type { MemberInfo } from "../../lib/e2e/room.ts";
@@ -229,6 +230,13 @@ export class ChatApp {
         nick,
         fingerprint: String(fields.fingerprint ?? ""),
         expected: typeof fields.expected === "string" ? fields.expected : undefined,
+      }));
+    } else if (type === "rename" && typeof fields.previous === "string") {
+      // "alice is now known as alicia": the marker goes on the old name, which the text starts with.
+      const status = typeof fields.status === "string" ? fields.status as PeerStatus : undefined;
+      const previous = fields.previous;
+      this.#add(noticeEntry("join", text.slice(previous.length), {
+        lead: nickSpans(previous, status),
       }));
     } else if (type === "join" || type === "new-member" || type === "leave") {
       const kind: NoticeKind = type === "leave" ? "leave" : "join";
@@ -598,8 +606,9 @@ export class ChatApp {
     );
   }
 
-  #changeNick(nick: string): void {
-    if (nick === "") return this.#error("usage: /nick NAME");
+  #changeNick(typed: string): void {
+    if (typed === "") return this.#error("usage: /nick NAME");
+    const nick = normalizeName(typed);
     const problem = validateNick(nick);
     if (problem) return this.#error(`cannot use that nick: ${problem}`);
     if (nick === this.#nick) return this.#info(`you are already ${nick}`);
@@ -607,8 +616,9 @@ export class ChatApp {
     this.#switch({ room: this.#room, nick });
   }
 
-  #changeRoom(room: string): void {
-    if (room === "") return this.#error("usage: /join ROOM");
+  #changeRoom(typed: string): void {
+    if (typed === "") return this.#error("usage: /join ROOM");
+    const room = normalizeName(typed);
     const problem = validateRoom(room);
     if (problem) return this.#error(`cannot join that room: ${problem}`);
     if (room === this.#room) return this.#info(`you are already in ${room}`);

@@ -10,16 +10,18 @@
  * - `!` changed: not the key remembered for this nick. Every message from
  *   that member carries `[KEY CHANGED]` until you verify the new key.
  *
- * Text from members is untrusted. Control characters are shown escaped
- * (`\u001b`), as are the bidirectional overrides and isolates that could
- * make text read differently from what was sent; newlines in a message
- * start a new indented row of the same message.
+ * Text from members is untrusted. Every string from the network goes
+ * through the terminal escaping of cli/output.ts ({@linkcode escapeTerminal}):
+ * control characters are shown escaped (`\u001b`), as are the bidirectional
+ * overrides and isolates that could make text read differently from what
+ * was sent; newlines in a message start a new indented row of the same
+ * message.
  *
  * @module
  */
 
 import type { PeerStatus } from "../output.ts";
-import { escapeControls } from "../output.ts";
+import { escapeTerminal } from "../output.ts";
 import type { Entry } from "./screen.ts";
 import { Colour, nickColour, type Span, type Style } from "./style.ts";
 import { stringWidth } from "./width.ts";
@@ -78,8 +80,6 @@ export function timestamp(date: Date): string {
   }`;
 }
 
-const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
 /**
  * Splits untrusted text into display lines: control characters and bidi
  * controls escaped, tabs as spaces.
@@ -90,12 +90,7 @@ const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
  * ```
  */
 export function displayLines(text: string): string[] {
-  return text.split("\n").map((line) =>
-    escapeControls(line.replace(/\t/g, "    ")).replace(
-      BIDI_CONTROLS,
-      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-    )
-  );
+  return text.split("\n").map((line) => escapeTerminal(line.replace(/\t/g, "    ")));
 }
 
 /**
@@ -109,7 +104,7 @@ export function displayLines(text: string): string[] {
 export function nickSpans(nick: string, status?: PeerStatus): Span[] {
   const spans: Span[] = [];
   if (status !== undefined) spans.push({ ...TRUST_MARKERS[status] });
-  const shown = escapeControls(nick);
+  const shown = escapeTerminal(nick);
   spans.push({
     text: shown,
     style: status === "changed" ? CHANGED_STYLE : { fg: nickColour(nick), bold: true },
@@ -216,7 +211,7 @@ export function keyChangedEntry(
   options: { nick: string; fingerprint: string; expected?: string },
   time = new Date(),
 ): Entry {
-  const nick = escapeControls(options.nick);
+  const nick = escapeTerminal(options.nick);
   const rows = [
     `!!! WARNING: ${nick}'s KEY HAS CHANGED !!!`,
     `now:    ${options.fingerprint}`,

@@ -12,6 +12,7 @@
  */
 
 import process from "node:process";
+import { escapeTerminal } from "../output.ts";
 
 /** ANSI foreground colours (SGR codes 31–37 and bright 91–97). */
 export const Colour = {
@@ -120,7 +121,10 @@ export function sgr(style: Style | undefined, colour: boolean): string {
 }
 
 /**
- * Renders spans as text with SGR sequences, ending in a reset.
+ * Renders spans as text with SGR sequences, ending in a reset. Span text
+ * goes through the terminal escaping once more ({@linkcode escapeTerminal}),
+ * so no string that reaches the screen by any path can carry a control
+ * sequence; text escaped before is unchanged by it.
  *
  * @example
  * ```ts
@@ -137,7 +141,7 @@ export function renderSpans(spans: readonly Span[], colour: boolean): string {
       out += code;
       current = code;
     }
-    out += span.text;
+    out += escapeTerminal(span.text);
   }
   return current === "" || current === "\x1b[0m" ? out : `${out}\x1b[0m`;
 }

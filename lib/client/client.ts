@@ -16,6 +16,7 @@ import {
 import { generateIdentity, type Identity } from "../identity/identity.ts";
 import {
   decodeRecord,
+  DirectFailure,
   encodeRecord,
   RelayErrorCode,
   type RelayRecord,
@@ -29,6 +30,8 @@ import { formatServerAddress } from "../identity/trust_store.ts";
 export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
 /** Default deadline for connecting and for the handshake. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** A direct-failed answer this soon after a direct text to that member is about the text. */
+const DIRECT_FAILURE_WINDOW_MS = 10_000;
 /** How often the room session is asked what time alone reveals. */
 const TICK_MS = 1_000;
 
@@ -106,8 +109,19 @@ export interface ChatClientOptions extends RelayAddress {
   room: string;
   /** Nick to use in the room. */
   nick: string;
-  /** Checks the relay's identity before anything identifying is sent; throw to abort. */
-  verifyRelay: (relay: { publicKey: Uint8Array; fingerprint: string }) => void | Promise<void>;
+  /**
+   * Checks the relay's identity before anything identifying is sent; throw to abort.
+   * `remoteAddress` and `remotePort` are the address actually connected to (what the
+   * name resolved to), for checks that follow ssh's CheckHostIP.
+   */
+  verifyRelay: (
+    relay: {
+      publicKey: Uint8Array;
+      fingerprint: string;
+      remoteAddress?: string;
+      remotePort?: number;
+    },
+  ) => void | Promise<void>;
   /** Whom to share keys with and accept messages from; default: everyone. */
   isTrusted?: (member: { nick: string; fingerprint: string }) => boolean;
   /** Receives every room event, in order, from the welcome on. */
@@ -144,6 +158,8 @@ export class ChatClient {
   #acks = new Map<number, PendingAck>();
   #closing = false;
   #closed: Promise<void>;
+  /** When this client last sent a direct text to each member, to report a failed one. */
+  #directTextsSent = new Map<number, number>();
   /** Reports what time alone reveals (members that never answered, keys that never came). */
   #ticker?: ReturnType<typeof setInterval>;
 
@@ -181,7 +197,12 @@ export class ChatClient {
     const channel = await connectHandshake({
       socket,
       identity: options.identity,
-      verifyRelay: options.verifyRelay,
+      verifyRelay: (relay) =>
+        options.verifyRelay({
+          ...relay,
+          remoteAddress: socket.remoteAddress,
+          remotePort: socket.remotePort,
+        }),
       timeoutMs,
     });
     const session = new RoomSession({
@@ -289,6 +310,30 @@ export class ChatClient {
       case "error":
         this.#channel.destroy(relayRefusal(record.code, record.message));
         return;
+      case "directFailed": {
+        // The relay's answer to a direct it could not deliver (PROTOCOL.md, relay records).
+        // Handshakes and keys to a member who just left do not matter (its leave notice says
+        // it is gone); a text the user sent it does.
+        const sentAt = this.#directTextsSent.get(record.to);
+        if (
+          record.reason !== DirectFailure.self &&
+          (sentAt === undefined || performance.now() - sentAt > DIRECT_FAILURE_WINDOW_MS)
+        ) {
+          return;
+        }
+        const member = this.#session.members().find((m) => m.memberId === record.to);
+        const whom = member ? member.nick : `member ${record.to}`;
+        const why = record.reason === DirectFailure.self
+          ? "that is you"
+          : "not in the room (it left)";
+        this.#options.onEvent({
+          type: "warning",
+          code: "unknown-member",
+          member,
+          text: `a direct message to ${whom} was not delivered: ${why}`,
+        });
+        return;
+      }
       default:
         this.#apply(record);
     }
@@ -393,6 +438,7 @@ export class ChatClient {
    */
   sendDirect(memberId: number, text: string): void {
     this.#channel.send(encodeRecord(this.#session.directText(memberId, text)));
+    this.#directTextsSent.set(memberId, performance.now());
   }
 
   /**

@@ -18,12 +18,12 @@
 import { cryptoBackend } from "../crypto/crypto_backend.ts";
 import { ByteReader, ByteWriter, DecodeError, utf8 } from "../core/bytes.ts";
 import type { SigningIdentity } from "./sender_keys.ts";
+import { MAX_NAME_BYTES, nickProblem, roomProblem } from "../identity/nick.ts";
 
 /** Wire version of announcements produced by this module. */
 export const ANNOUNCEMENT_VERSION = 2;
 
-/** Longest room name or nick, in UTF-8 bytes. */
-export const MAX_NAME_BYTES = 64;
+export { MAX_NAME_BYTES };
 
 const SIGNATURE_DOMAIN = utf8("securechat/2 announcement\0");
 const KEY_LENGTH = 32;
@@ -74,15 +74,11 @@ export class AnnouncementError extends Error {
   }
 }
 
-// Cc (C0, DEL, C1), Cf (format: bidi overrides, zero-width characters),
-// lone surrogates, and line/paragraph separators: all can hide or reorder
-// what a terminal shows, which would let one name impersonate another.
-const FORBIDDEN_IN_NAMES = /[\p{Cc}\p{Cf}\p{Cs}\u2028\u2029]/u;
-const WHITESPACE = /\s/u;
-
 /**
- * Checks a room name: 1–64 bytes of UTF-8 without control or format
- * characters. Returns an error message, or `null` when the name is valid.
+ * Checks a room name against the name profile (lib/identity/nick.ts):
+ * 1–64 bytes of UTF-8 in NFC, words of letters, digits and marks of one
+ * script (or printable ASCII) separated by single spaces. Returns an error
+ * message, or `null` when the name is valid.
  *
  * @example
  * ```ts
@@ -91,37 +87,23 @@ const WHITESPACE = /\s/u;
  * ```
  */
 export function validateRoom(room: string): string | null {
-  return validateName("room name", room);
+  return roomProblem(room);
 }
 
 /**
- * Checks a nick: 1–64 bytes of UTF-8 without control, format or whitespace
- * characters. Returns an error message, or `null` when the nick is valid.
+ * Checks a nick against the nick profile (lib/identity/nick.ts): 1–64 bytes
+ * of UTF-8 in NFC, letters, digits and marks of one script or printable
+ * ASCII, no whitespace, no invisible characters, not starting with `#`.
+ * Returns an error message, or `null` when the nick is valid.
  *
  * @example
  * ```ts
  * validateNick("alice"); // null
- * validateNick("al ice"); // "nick must not contain whitespace"
+ * validateNick("al ice"); // "nick must not contain U+0020: ..."
  * ```
  */
 export function validateNick(nick: string): string | null {
-  const problem = validateName("nick", nick);
-  if (problem !== null) return problem;
-  if (WHITESPACE.test(nick)) return "nick must not contain whitespace";
-  return null;
-}
-
-function validateName(what: string, name: string): string | null {
-  if (typeof name !== "string") return `${what} must be a string`;
-  // Lone surrogates are checked before measuring: the encoder would silently replace them.
-  if (FORBIDDEN_IN_NAMES.test(name)) {
-    return `${what} must not contain control, format or line-separator characters`;
-  }
-  const length = utf8(name).length;
-  if (length < 1 || length > MAX_NAME_BYTES) {
-    return `${what} must be 1 to ${MAX_NAME_BYTES} bytes of UTF-8`;
-  }
-  return null;
+  return nickProblem(nick);
 }
 
 /**

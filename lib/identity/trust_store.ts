@@ -4,14 +4,15 @@
  * allowed fingerprints.
  *
  * - `known_servers`: lines `<host:port> <fingerprint>`, one per relay address.
- * - `known_peers`: lines `<nick> <fingerprint> [verified]`, one per nick.
+ * - `known_peers`: lines `<fingerprint> <verified|seen> <nick>...`, one per
+ *   member key (lib/identity/known_peers.ts).
  * - fingerprint lists (`--trust`, `--allow`): one fingerprint per line,
  *   optionally followed by whitespace and a free comment.
  *
  * In every file, fields are separated by spaces or tabs, blank lines and
  * lines whose first non-blank character is `#` are comments, and CRLF line
  * ends are accepted. In `known_servers` and `known_peers` a `#` field ends the
- * entry and starts a comment. Fingerprints may be written in any form
+ * entry and starts a comment (lib/identity/trust_file.ts). Fingerprints may be written in any form
  * {@linkcode parseFingerprint} accepts within one field. Parsing is strict:
  * any other line is an error naming the file and line, and a file that does
  * not parse is never rewritten, so nothing is silently dropped. Updates
@@ -21,47 +22,32 @@
  * @module
  */
 
-import { mkdir, open } from "node:fs/promises";
-import type { FileHandle } from "node:fs/promises";
 import { isIPv6 } from "node:net";
-import { dirname } from "node:path";
-import { fromUtf8 } from "../core/bytes.ts";
-import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
+import { withFileLock } from "../core/file_lock.ts";
 import { fingerprintsEqual, parseFingerprint } from "./fingerprint.ts";
+import {
+  type Line,
+  lineError,
+  parseFingerprintField,
+  readTrustFile,
+  show,
+  splitEntry,
+  splitLines,
+  TrustStoreError,
+  writeTrustFile,
+} from "./trust_file.ts";
 
-/** Trust files larger than this are refused rather than read into memory. */
-const MAX_FILE_SIZE = 16 * 1024 * 1024;
-/** Longest nick accepted in `known_peers`, in UTF-16 code units. */
-const MAX_NICK_LENGTH = 255;
-
-/**
- * A trust file cannot be read, does not parse, or cannot be written. The
- * message names the file and, for syntax errors, the line.
- *
- * @example
- * ```ts
- * throw new TrustStoreError({ path, line: 3, message: `${path} line 3: not a fingerprint` });
- * ```
- */
-export class TrustStoreError extends Error {
-  /** The file concerned. */
-  readonly path: string;
-  /** The 1-based line number, for syntax errors. */
-  readonly line?: number;
-
-  /**
-   * @example
-   * ```ts
-   * new TrustStoreError({ path, message: `cannot read ${path}` });
-   * ```
-   */
-  constructor({ path, line, message }: { path: string; line?: number; message: string }) {
-    super(message);
-    this.name = "TrustStoreError";
-    this.path = path;
-    this.line = line;
-  }
-}
+export { TrustStoreError } from "./trust_file.ts";
+export {
+  checkPeerNick,
+  type KnownPeer,
+  KnownPeers,
+  MAX_KNOWN_KEYS,
+  MAX_NICKS_PER_KEY,
+  type PeerCheck,
+  type PeerKey,
+  type RememberResult,
+} from "./known_peers.ts";
 
 /** The outcome of comparing a presented key with what the store remembers. */
 export type TofuStatus = "new" | "match" | "changed";
@@ -159,69 +145,6 @@ function canonicalHost(host: string): string {
   }
 }
 
-/** Quotes user input for an error message, cut short so a pasted blob stays one readable line. */
-function show(text: string): string {
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
-}
-
-/** One line of a trust file: its text, and the key it defines if it is an entry. */
-interface Line {
-  text: string;
-  key?: string;
-}
-
-/** A parsed entry: its fields before any `#` comment, and the comment with its leading blank. */
-interface Fields {
-  fields: string[];
-  comment: string;
-}
-
-function splitEntry(text: string): Fields | undefined {
-  const trimmed = text.trim();
-  if (trimmed === "" || trimmed.startsWith("#")) return undefined;
-  const hash = /[ \t]#/.exec(trimmed);
-  const body = hash ? trimmed.slice(0, hash.index).trimEnd() : trimmed;
-  const comment = hash ? ` ${trimmed.slice(hash.index).trimStart()}` : "";
-  return { fields: body.split(/[ \t]+/), comment };
-}
-
-async function readTrustFile(path: string): Promise<string | undefined> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(path, "r");
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error("not a regular file");
-    if (stat.size > MAX_FILE_SIZE) throw new Error(`${stat.size} bytes is too large`);
-    return fromUtf8(new Uint8Array(await handle.readFile()));
-  } catch (error) {
-    if (errorCode(error) === "ENOENT") return undefined;
-    throw new TrustStoreError({
-      path,
-      message: `cannot read ${path}: ${(error as Error).message}`,
-    });
-  } finally {
-    await handle?.close().catch(() => {});
-  }
-}
-
-function splitLines(text: string): string[] {
-  const lines = text.split("\n").map((line) => line.replace(/\r$/, ""));
-  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-  return lines;
-}
-
-async function writeTrustFile(path: string, lines: Line[]): Promise<void> {
-  try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(path, lines.map((line) => `${line.text}\n`).join(""), { mode: 0o600 });
-  } catch (error) {
-    throw new TrustStoreError({
-      path,
-      message: `cannot write ${path}: ${(error as Error).message}`,
-    });
-  }
-}
-
 /**
  * Reads a trust file of one entry per key: blank and comment lines are kept
  * as they are (so updates preserve them), `parse` turns an entry's fields
@@ -249,18 +172,6 @@ async function loadKeyedFile<E extends { line: number }>(
     lines.push({ text: raw, key });
   });
   return { lines, entries };
-}
-
-function lineError(path: string, line: number, detail: string): TrustStoreError {
-  return new TrustStoreError({ path, line, message: `${path} line ${line}: ${detail}` });
-}
-
-function parseFingerprintField(path: string, line: number, field: string): string {
-  try {
-    return parseFingerprint(field);
-  } catch {
-    throw lineError(path, line, `not a fingerprint: ${show(field)}`);
-  }
 }
 
 /** A `known_servers` entry. */
@@ -357,13 +268,42 @@ export class KnownServers {
   async remember(address: string, fingerprint: string): Promise<void> {
     const key = canonicalServerAddress(address);
     const fp = parseFingerprint(fingerprint);
-    const fresh = await KnownServers.load(this.#path);
-    const text = `${key} ${fp}`;
-    replaceOrAppend(fresh.#lines, key, (comment) => text + comment, text);
-    await writeTrustFile(this.#path, fresh.#lines);
-    fresh.#entries.set(key, { fingerprint: fp, line: 0 });
-    this.#lines = fresh.#lines;
-    this.#entries = fresh.#entries;
+    await withFileLock(this.#path, async () => {
+      const fresh = await KnownServers.load(this.#path);
+      const text = `${key} ${fp}`;
+      replaceOrAppend(fresh.#lines, key, (comment) => text + comment, text);
+      await writeTrustFile(this.#path, fresh.#lines);
+      fresh.#entries.set(key, { fingerprint: fp, line: 0 });
+      this.#lines = fresh.#lines;
+      this.#entries = fresh.#entries;
+    });
+  }
+
+  /**
+   * Forgets a relay address (any accepted form) and saves the file, as
+   * `ssh-keygen -R` does; returns the fingerprint that was remembered, or
+   * undefined when the address was not in the file (which is then left
+   * untouched).
+   *
+   * @example
+   * ```ts
+   * await known.remove("localhost:7878"); // "k3b7-..."
+   * ```
+   */
+  async remove(address: string): Promise<string | undefined> {
+    const key = canonicalServerAddress(address);
+    return await withFileLock(this.#path, async () => {
+      const fresh = await KnownServers.load(this.#path);
+      const removed = fresh.#entries.get(key)?.fingerprint;
+      if (removed !== undefined) {
+        fresh.#lines = fresh.#lines.filter((line) => line.key !== key);
+        fresh.#entries.delete(key);
+        await writeTrustFile(this.#path, fresh.#lines);
+      }
+      this.#lines = fresh.#lines;
+      this.#entries = fresh.#entries;
+      return removed;
+    });
   }
 
   /**
@@ -376,185 +316,6 @@ export class KnownServers {
    */
   entries(): [string, string][] {
     return [...this.#entries].map(([address, entry]) => [address, entry.fingerprint]);
-  }
-}
-
-/** What `known_peers` remembers about a nick. */
-export interface KnownPeer {
-  fingerprint: string;
-  /** True once the user compared the fingerprint out of band (`verified` on the line). */
-  verified: boolean;
-}
-
-/** The result of {@linkcode KnownPeers.check}: a TOFU result and whether the match is verified. */
-export interface PeerTofuResult extends TofuResult {
-  /** True only when `status` is `"match"` and the entry is marked verified. */
-  verified: boolean;
-}
-
-/**
- * Checks that `nick` can be a `known_peers` key: one field of printable
- * characters, not starting with `#`. Throws a `SyntaxError` otherwise.
- *
- * @example
- * ```ts
- * checkPeerNick("alice"); // ok
- * ```
- */
-export function checkPeerNick(nick: string): void {
-  // deno-lint-ignore no-control-regex
-  if (nick === "" || /[\s\x00-\x1f\x7f]/.test(nick) || nick.startsWith("#")) {
-    throw new SyntaxError(
-      `nick ${show(nick)} cannot be stored: it has blanks, controls or a leading #`,
-    );
-  }
-  if (nick.length > MAX_NICK_LENGTH) throw new SyntaxError("nick is too long to be stored");
-}
-
-/** A `known_peers` entry. */
-interface PeerEntry extends KnownPeer {
-  line: number;
-}
-
-/**
- * The `known_peers` file: the fingerprint seen for each member's nick, and
- * whether the user verified it.
- *
- * @example
- * ```ts
- * const peers = await KnownPeers.load(knownPeersPath());
- * if (peers.check("alice", fp).status === "new") await peers.remember("alice", fp);
- * ```
- */
-export class KnownPeers {
-  #path: string;
-  #lines: Line[];
-  #entries: Map<string, PeerEntry>;
-
-  private constructor(path: string, lines: Line[], entries: Map<string, PeerEntry>) {
-    this.#path = path;
-    this.#lines = lines;
-    this.#entries = entries;
-  }
-
-  /**
-   * Reads the file; a missing file is an empty store. Throws
-   * {@linkcode TrustStoreError} for an unreadable or malformed file.
-   *
-   * @example
-   * ```ts
-   * const peers = await KnownPeers.load("/home/me/.config/securechat/known_peers");
-   * ```
-   */
-  static async load(path: string): Promise<KnownPeers> {
-    const { lines, entries } = await loadKeyedFile<PeerEntry>(path, (fields, line) => {
-      if (
-        fields.length < 2 || fields.length > 3 || (fields.length === 3 && fields[2] !== "verified")
-      ) {
-        throw lineError(path, line, "expected `NICK FINGERPRINT` or `NICK FINGERPRINT verified`");
-      }
-      const nick = fields[0];
-      try {
-        checkPeerNick(nick);
-      } catch (error) {
-        throw lineError(path, line, (error as Error).message);
-      }
-      const fingerprint = parseFingerprintField(path, line, fields[1]);
-      const entry = { fingerprint, verified: fields.length === 3, line };
-      return { key: nick, label: show(nick), entry };
-    });
-    return new KnownPeers(path, lines, entries);
-  }
-
-  /** The file this store reads and writes. @example `peers.path` */
-  get path(): string {
-    return this.#path;
-  }
-
-  /**
-   * What is remembered about `nick`, or undefined.
-   *
-   * @example
-   * ```ts
-   * peers.lookup("alice"); // { fingerprint: "k3b7-...", verified: false }
-   * ```
-   */
-  lookup(nick: string): KnownPeer | undefined {
-    const entry = this.#entries.get(nick);
-    return entry && { fingerprint: entry.fingerprint, verified: entry.verified };
-  }
-
-  /**
-   * Compares a presented fingerprint with the one remembered for `nick`.
-   *
-   * @example
-   * ```ts
-   * peers.check("alice", presented); // { status: "match", expected: "k3b7-...", verified: true }
-   * ```
-   */
-  check(nick: string, fingerprint: string): PeerTofuResult {
-    const known = this.lookup(nick);
-    const result = tofu(known?.fingerprint, fingerprint);
-    return { ...result, verified: result.status === "match" && known?.verified === true };
-  }
-
-  /**
-   * Records the fingerprint of `nick` and saves the file. Remembering the
-   * fingerprint already stored changes nothing (a `verified` mark stays);
-   * a different fingerprint replaces the entry and drops the mark.
-   *
-   * @example
-   * ```ts
-   * await peers.remember("alice", presented);
-   * ```
-   */
-  async remember(nick: string, fingerprint: string): Promise<void> {
-    await this.#update(nick, parseFingerprint(fingerprint), false);
-  }
-
-  /**
-   * Records `fingerprint` for `nick` as verified out of band and saves the
-   * file.
-   *
-   * @example
-   * ```ts
-   * await peers.markVerified("alice", "k3b7-q2xa-...");
-   * ```
-   */
-  async markVerified(nick: string, fingerprint: string): Promise<void> {
-    await this.#update(nick, parseFingerprint(fingerprint), true);
-  }
-
-  async #update(nick: string, fp: string, verify: boolean): Promise<void> {
-    checkPeerNick(nick);
-    const fresh = await KnownPeers.load(this.#path);
-    const existing = fresh.#entries.get(nick);
-    const same = existing !== undefined && existing.fingerprint === fp;
-    if (same && (existing.verified || !verify)) {
-      this.#lines = fresh.#lines;
-      this.#entries = fresh.#entries;
-      return;
-    }
-    const text = verify ? `${nick} ${fp} verified` : `${nick} ${fp}`;
-    replaceOrAppend(fresh.#lines, nick, (comment) => text + comment, text);
-    await writeTrustFile(this.#path, fresh.#lines);
-    fresh.#entries.set(nick, { fingerprint: fp, verified: verify, line: 0 });
-    this.#lines = fresh.#lines;
-    this.#entries = fresh.#entries;
-  }
-
-  /**
-   * Every remembered nick, in file order.
-   *
-   * @example
-   * ```ts
-   * for (const [nick, { fingerprint, verified }] of peers.entries()) console.log(nick, fingerprint, verified);
-   * ```
-   */
-  entries(): [string, KnownPeer][] {
-    return [...this.#entries].map((
-      [nick, entry],
-    ) => [nick, { fingerprint: entry.fingerprint, verified: entry.verified }]);
   }
 }
 

@@ -21,6 +21,7 @@ import type { Identity } from "../identity/identity.ts";
 import { TokenBucket } from "../core/rate_limit.ts";
 import {
   decodeRecord,
+  DirectFailure,
   encodeRecord,
   type MemberEntry,
   RelayErrorCode,
@@ -616,8 +617,19 @@ export class Relay {
       }
       case "direct": {
         const target = member.room.members.get(record.to);
-        // A target that just left is normal; its leave notice is on its way to the sender.
-        if (target === undefined || target === member) return;
+        // Never dropped silently: the sender learns which direct did not go out, and why. A
+        // target that just left is normal (its leave notice is on its way); the connection stays.
+        if (target === undefined || target === member) {
+          this.#deliver(
+            member,
+            encodeRecord({
+              type: "directFailed",
+              to: record.to,
+              reason: target === member ? DirectFailure.self : DirectFailure.noSuchMember,
+            }),
+          );
+          return;
+        }
         this.#deliver(
           target,
           encodeRecord({ type: "directFrom", from: member.memberId, envelope: record.envelope }),

@@ -21,6 +21,15 @@ export const RecordType = {
   directFrom: 0x85,
   ack: 0x86,
   error: 0x87,
+  directFailed: 0x88,
+} as const;
+
+/** Why the relay could not deliver a `direct` record (the `directFailed` reason byte). */
+export const DirectFailure = {
+  /** No member with that id is in the sender's room (it left, or never was). */
+  noSuchMember: 1,
+  /** The id is the sender's own. */
+  self: 2,
 } as const;
 
 /** A room member as the relay describes it to the others. */
@@ -57,7 +66,8 @@ export type RelayRecord =
   | { type: "deliver"; from: number; message: Uint8Array }
   | { type: "directFrom"; from: number; envelope: Uint8Array }
   | { type: "ack"; id: number; recipients: number }
-  | { type: "error"; code: number; message: string };
+  | { type: "error"; code: number; message: string }
+  | { type: "directFailed"; to: number; reason: number };
 
 /** The longest prefix of `text` whose UTF-8 fits in `limit` bytes, cut between characters. */
 function utf8Prefix(text: string, limit: number): Uint8Array {
@@ -124,6 +134,9 @@ export function encodeRecord(record: RelayRecord): Uint8Array {
     case "error":
       writer.u16(record.code).bytes8(utf8Prefix(record.message, 0xff));
       break;
+    case "directFailed":
+      writer.u32(record.to).u8(record.reason);
+      break;
   }
   return writer.finish();
 }
@@ -177,6 +190,9 @@ export function decodeRecord(bytes: Uint8Array): RelayRecord {
       break;
     case RecordType.error:
       record = { type: "error", code: reader.u16(), message: reader.string8() };
+      break;
+    case RecordType.directFailed:
+      record = { type: "directFailed", to: reader.u32(), reason: reader.u8() };
       break;
     default:
       throw new DecodeError(`unknown record type 0x${type.toString(16).padStart(2, "0")}`);

@@ -354,8 +354,12 @@ Deno.test("disk: kill -9 in the middle of a write leaves the old or the new file
       // known_peers, through its own update path, in its real format.
       const fps = Array.from({ length: 3 }, () => generateIdentity().fingerprint);
       const peersPath = join(dir, "known_peers");
-      const lines = Array.from({ length: 20_000 }, (_, i) => `member${i} ${fps[2]}`);
-      writeFileSync(peersPath, `${lines.join("\n")}\ntarget ${fps[0]}\n`, { mode: 0o600 });
+      // 9,000 keys: a large file within the 10,000-key cap, so every rewrite keeps them all.
+      const lines = Array.from(
+        { length: 9_000 },
+        (_, i) => `${generateIdentity().fingerprint} seen member${i}`,
+      );
+      writeFileSync(peersPath, `${lines.join("\n")}\n${fps[0]} seen target\n`, { mode: 0o600 });
       for (let round = 0; round < 4; round++) {
         attack.attempt();
         const signal = await killMidWrite(
@@ -365,8 +369,8 @@ Deno.test("disk: kill -9 in the middle of a write leaves the old or the new file
         try {
           const peers = await KnownPeers.load(peersPath);
           const target = peers.lookup("target")?.fingerprint;
-          const complete = peers.entries().length === 20_001 &&
-            peers.lookup("member19999") !== undefined;
+          const complete = peers.entries().length === 9_001 &&
+            peers.lookup("member8999") !== undefined;
           if (signal !== "SIGKILL") attack.crash(`the writer ended with ${signal}`);
           else if (complete && (target === fps[0] || target === fps[1])) attack.detected();
           else {attack.forged(

@@ -6,7 +6,8 @@
  *   (absolute paths, so tests may run from any directory).
  * - `SECURECHAT_BIN=/path/to/securechat`: that executable, run directly.
  * - `SECURECHAT_BIN=/path/to/securechat.mjs` (or `.js`, `.cjs`): that bundle,
- *   run with `node` from PATH.
+ *   run with the Node `scripts/node_binary.ts` picks (`SECURECHAT_NODE`, else
+ *   the Node 26 that `npm ci` installs, else `node` on PATH).
  *
  * A relative `SECURECHAT_BIN` is resolved against the directory the tests
  * were started from.
@@ -23,10 +24,11 @@
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { nodeBinary } from "../../scripts/node_binary.ts";
 
 /** The program and leading arguments that run `securechat`; append the CLI arguments. */
 export interface SecurechatCommand {
-  /** Absolute path of the program to spawn (or `node`). */
+  /** Absolute path of the program to spawn (or `node`, found on PATH). */
   command: string;
   /** Arguments that come before the CLI's own. */
   args: string[];
@@ -52,7 +54,7 @@ export function securechatCommand(): SecurechatCommand {
     const path = resolve(bin);
     // A bundle is a script, not a program: it needs a runtime in front.
     return /\.[cm]?js$/.test(path)
-      ? { command: "node", args: [path] }
+      ? { command: nodeBinary().command, args: [path] }
       : { command: path, args: [] };
   }
   return {

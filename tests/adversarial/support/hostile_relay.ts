@@ -182,9 +182,16 @@ export class HostileRelay {
    * const mallory = relay.addPuppet({ nick: "mallory", room: "ops" });
    * ```
    */
-  addPuppet(options: { nick: string; room: string; identity?: Identity }): Puppet {
+  addPuppet(
+    options: { nick: string; room: string; identity?: Identity; now?: () => number },
+  ): Puppet {
     const identity = options.identity ?? generateIdentity();
-    const session = new RoomSession({ identity, room: options.room, nick: options.nick });
+    const session = new RoomSession({
+      identity,
+      room: options.room,
+      nick: options.nick,
+      now: options.now,
+    });
     const puppet = new Puppet(this, identity, session);
     const memberId = this.nextMemberId();
     const endpoint: Endpoint = {

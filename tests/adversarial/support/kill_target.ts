@@ -5,7 +5,8 @@
  *
  * Usage: `deno run -A kill_target.ts bytes PATH` (alternates two 2 MiB
  * contents with writeFileAtomic) or `deno run -A kill_target.ts peers PATH`
- * (re-remembers one nick of a large known_peers file with alternating keys).
+ * (verifies one nick of a large known_peers file with alternating keys: each
+ * moves the nick to the other key, a full rewrite).
  *
  * @module
  */
@@ -27,7 +28,7 @@ if (import.meta.main) {
       await writeFileAtomic(path, bytesVersion((round % 2) as 0 | 1));
     } else {
       const peers = await KnownPeers.load(path);
-      await peers.remember("target", round % 2 === 0 ? first : second);
+      await peers.markVerified("target", round % 2 === 0 ? first : second);
     }
     if (round === 0) process.stdout.write("ready\n");
   }
