@@ -322,6 +322,7 @@ export class RoomSession {
         output.events.push({
           type: "warning",
           code: "no-answer",
+          member: member.info,
           text: `ignoring member ${member.info.nick} (${member.info.fingerprint}): the relay ` +
             `announced it, but it did not complete a pairwise handshake within ` +
             `${RECEIVE_LIMITS.answerWaitMs / 1000} s (offline, or an announcement replayed by ` +
@@ -477,8 +478,7 @@ export class RoomSession {
     this.#watched.delete(member);
     this.#heldBytes -= member.heldBytes;
     const unreadable = member.dropHeld();
-    if (!member.present) return;
-    output.events.push({ type: "member-left", member: member.info });
+    if (member.present) output.events.push({ type: "member-left", member: member.info });
     if (unreadable > 0) {
       this.#warn(
         output,
@@ -488,6 +488,7 @@ export class RoomSession {
           `arrived (withheld by the relay, or ${member.info.nick} did not trust you)`,
       );
     }
+    if (!member.present) return;
     // The member who left may hold our current chain key: nothing more is sent under it. The new
     // epoch starts with our next message, so a burst of leaves costs one rekey, and idle
     // members send nothing.

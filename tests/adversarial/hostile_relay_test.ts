@@ -21,6 +21,7 @@ import { generateIdentity } from "../../lib/identity/identity.ts";
 import { generateKeyPair } from "../../lib/crypto/noise.ts";
 import type { RelayRecord } from "../../lib/transport/records.ts";
 import type { RoomEvent } from "../../lib/e2e/room.ts";
+import { pairwiseMessageKind } from "../../lib/e2e/pairwise_session.ts";
 import { CliProcess, TempDirs } from "../support/cli_process.ts";
 import { delay, type TestClient, waitFor } from "../support/in_process.ts";
 import {
@@ -70,6 +71,19 @@ async function exchange(ledger: Ledger, alice: Puppet, bob: Victim): Promise<str
   return text;
 }
 
+/**
+ * Pairwise data messages a member sent to `to` that carry more than a
+ * confirmation: the relay cannot read them, but it sees their sizes, and a
+ * confirmation (an untrusted member gets only that) is the smallest.
+ */
+function keysHanded(records: RelayRecord[], to: number): number {
+  const confirmation = 1 + 4 + 1 + 16; // kind, counter, content kind, tag
+  return records.filter((record) =>
+    record.type === "direct" && record.to === to &&
+    pairwiseMessageKind(record.envelope) === "data" && record.envelope.length > confirmation
+  ).length;
+}
+
 /** Gives the victim's socket time to deliver what was injected. */
 async function settle(bob: Victim, before: number, atLeast = 1): Promise<void> {
   await waitFor(() => bob.events.length >= before + atLeast, {
@@ -103,11 +117,9 @@ Deno.test("hostile relay: an intruder whose key the relay holds gets no key from
         await bob.client.send([fromBob]);
         await waitFor(() => alice.texts().includes(fromBob), { what: "alice reads bob" });
         for (const intruder of intruders) {
-          const handed = relay.logged("from", bob.endpoint).filter((record) =>
-            record.type === "direct" && record.to === intruder.endpoint.memberId
-          ).length;
+          const handed = keysHanded(relay.logged("from", bob.endpoint), intruder.endpoint.memberId);
           if (handed > 0) {
-            score.forged(`bob sent ${handed} envelope(s) to ${intruder.endpoint.nick}`);
+            score.forged(`bob sent ${handed} key(s) to ${intruder.endpoint.nick}`);
           }
           if (intruder.texts().includes(fromBob)) {
             score.forged(`${intruder.endpoint.nick} read bob's message`);
@@ -129,13 +141,9 @@ Deno.test("hostile relay: an intruder whose key the relay holds gets no key from
       );
       if (untrusted.length >= intruders.length + 1) score.detected();
       for (const intruder of [...intruders, bob]) {
-        const id = "memberId" in intruder ? intruder.memberId : intruder.endpoint.memberId;
-        const handed = relay.logged("from", dave.endpoint).filter((record) =>
-          record.type === "direct" && record.to === id
-        ).length;
-        if (handed > 0) {
-          score.forged(`dave sent ${handed} envelope(s) to an untrusted member`);
-        }
+        const id: number = intruder.endpoint.memberId;
+        const handed = keysHanded(relay.logged("from", dave.endpoint), id);
+        if (handed > 0) score.forged(`dave sent ${handed} key(s) to an untrusted member`);
       }
       for (const victim of [bob, dave]) {
         ledger.audit(score, { name: "victim", shown: shown(victim), expected: [], reported: true });
@@ -618,10 +626,8 @@ Deno.test("hostile relay: join warns about new and changed members and keeps key
       mallory.say([ledger.next(mallory.identity.fingerprint, "mallory")]);
       await victim.waitFor("stdout", new RegExp(hello));
       const bob = relay.byNick("bob")!;
-      const handed = relay.logged("from", bob).filter((r) =>
-        r.type === "direct" && r.to === mallory.endpoint.memberId
-      );
-      if (handed.length > 0) score.forged(`join --trust sent mallory ${handed.length} envelope(s)`);
+      const handed = keysHanded(relay.logged("from", bob), mallory.endpoint.memberId);
+      if (handed > 0) score.forged(`join --trust sent mallory ${handed} key(s)`);
       await victim.stop();
       const messages = victim.stdoutLines().map((l) => JSON.parse(l)).filter((o) =>
         o.type === "message"
