@@ -23,7 +23,7 @@ import {
   signAnnouncement,
   verifyAnnouncement,
 } from "../../lib/e2e/announcement.ts";
-import { ByteWriter, DecodeError, utf8 } from "../../lib/core/bytes.ts";
+import { DecodeError, utf8 } from "../../lib/core/bytes.ts";
 import { decodePreamble, encodePreamble, TRANSPORT_PROTOCOL } from "../../lib/transport/channel.ts";
 import {
   decodeGroupContent,
@@ -425,7 +425,6 @@ function pairUp(
  * order.
  */
 Deno.test("fuzz: room session (record sequences from a hostile relay)", async () => {
-  const context = groupContext(ROOM);
   const texts = ["one", "two", "three", "four"];
   const aliceFingerprint = fingerprint(ALICE.publicKey);
   const step = fc.oneof(
