@@ -407,11 +407,17 @@ Deno.test("relay: a direct to an unknown member or to oneself is answered with d
     ]);
     assert.equal(raw.closed, undefined, "the connection stays open");
 
-    // The client reports the answer, naming the member when it still knows it.
+    // The client reports the answer for a direct text it sent, naming the member when it still
+    // knows it; pairwise handshakes and keys to a member who just left need no report.
     const hostile = await HostileRelay.start();
     const carol = hostile.addPuppet({ nick: "carol", room: ROOM });
     const victim = await connectVictim({ relay: hostile, room: ROOM, nick: "dave" });
     try {
+      const unasked = { type: "directFailed", to: carol.endpoint.memberId, reason: 1 } as const;
+      hostile.inject(victim.endpoint, unasked);
+      await delay(100);
+      assert.deepEqual(victim.warnings(), []);
+      victim.client.sendDirect(carol.endpoint.memberId, "are you there?");
       hostile.inject(victim.endpoint, {
         type: "directFailed",
         to: carol.endpoint.memberId,
