@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { generateIdentity, type Identity } from "../../lib/identity/identity.ts";
+import { validateNick } from "../../lib/e2e/announcement.ts";
 import { generateKeyPair } from "../../lib/crypto/noise.ts";
 import { ByteWriter, utf8 } from "../../lib/core/bytes.ts";
 import { cryptoBackend } from "../../lib/crypto/crypto_backend.ts";
@@ -121,8 +122,8 @@ Deno.test("trust: a member named #x does not crash the others (real relay, real 
  * check, as a hostile member's client would make it.
  */
 function rawAnnouncement(identity: Identity, room: string, nick: string): Uint8Array {
-  const domain = utf8("securechat/1 announcement\0");
-  const body = new ByteWriter(256).u8(1).bytes8(utf8(room)).bytes8(utf8(nick))
+  const domain = utf8("securechat/2 announcement\0");
+  const body = new ByteWriter(256).u8(2).bytes8(utf8(room)).bytes8(utf8(nick))
     .raw(generateKeyPair("25519").publicKey).u64(Date.now()).finish();
   const signed = new ByteWriter(512).raw(domain).raw(identity.publicKey).raw(body).finish();
   const signature = cryptoBackend.ed25519Sign(identity.secretKey, signed);
@@ -131,9 +132,19 @@ function rawAnnouncement(identity: Identity, room: string, nick: string): Uint8A
 
 let nextInjectedId = 1_000_000;
 
-/** Tells `victim` a member joined, with a fresh identity and whatever nick, as a hostile relay may. */
+/**
+ * Tells `victim` a member joined, with a fresh identity and whatever nick, as
+ * a hostile relay may. A nick the profile allows gets a real member behind it
+ * (a puppet that runs the pairwise handshake with the victim alone, so the
+ * victim shows it); any other nick is only an announcement, which the victim
+ * must refuse.
+ */
 function injectMember(relay: HostileRelay, victim: Endpoint, nick: string, identity?: Identity) {
   const who = identity ?? generateIdentity();
+  if (validateNick(nick) === null) {
+    const puppet = relay.addPuppet({ nick, room: victim.room, identity: who, only: [victim] });
+    return { identity: who, entry: puppet.endpoint.entry };
+  }
   const entry: MemberEntry = {
     memberId: nextInjectedId++,
     identityPublicKey: who.publicKey,

@@ -183,7 +183,14 @@ export class HostileRelay {
    * ```
    */
   addPuppet(
-    options: { nick: string; room: string; identity?: Identity; now?: () => number },
+    options: {
+      nick: string;
+      room: string;
+      identity?: Identity;
+      now?: () => number;
+      /** Announce it only to these members (and list only them in its welcome). */
+      only?: Endpoint[];
+    },
   ): Puppet {
     const identity = options.identity ?? generateIdentity();
     const session = new RoomSession({
@@ -206,7 +213,8 @@ export class HostileRelay {
       puppet,
     };
     puppet.endpoint = endpoint;
-    this.#admit(endpoint, this.#roomOf(options.room).map((other) => other.entry));
+    const audience = options.only ?? this.#roomOf(options.room);
+    this.#admit(endpoint, audience.map((other) => other.entry), audience);
     return puppet;
   }
 
@@ -281,8 +289,11 @@ export class HostileRelay {
     return [...this.members.values()].filter((member) => member.room === room);
   }
 
-  #admit(endpoint: Endpoint, welcomeMembers: MemberEntry[]): void {
-    const others = this.#roomOf(endpoint.room);
+  #admit(
+    endpoint: Endpoint,
+    welcomeMembers: MemberEntry[],
+    others: Endpoint[] = this.#roomOf(endpoint.room),
+  ): void {
     this.members.set(endpoint.memberId, endpoint);
     this.#enqueue(endpoint, {
       type: "welcome",
