@@ -7,15 +7,19 @@
  * faster, which is what lets one relay core keep up with many members.
  *
  * - ChaCha20-Poly1305 (RFC 8439): transport messages and group messages.
- * - X25519 (RFC 7748): Noise handshakes and pairwise envelopes. A low-order
- *   public key (all-zero shared secret) is refused by both backends.
- * - Ed25519 (RFC 8032): identity signatures. Verification is strict in both
- *   backends, like `@noble` with `zip215: false`: it refuses `S ≥ L`,
- *   non-canonical point encodings and small-order public keys. Native
- *   verification checks the cofactorless equation, noble the cofactored one
- *   (RFC 8032 allows either); they can disagree only on a signature crafted
- *   on purpose by the holder of a key with a torsion component, which lets
- *   that signer do nothing it could not do by signing normally.
+ * - X25519 (RFC 7748): Noise handshakes and pairwise envelopes. Any 32 bytes
+ *   are a public key (the top bit is ignored, u ≥ p is reduced mod p, points
+ *   on the twist are used as they are); an all-zero shared secret (a
+ *   low-order public key) is refused by both backends.
+ * - Ed25519 (RFC 8032): identity signatures. Verification follows the rules
+ *   of PROTOCOL.md ("Primitives") in both backends, checked here before any
+ *   curve arithmetic: `S < L`; the public key A and the signature's R
+ *   canonically encoded and not of small order; then the cofactorless
+ *   equation `[S]B = R + [k]A`. Native verifiers compute that equation
+ *   themselves; `@noble` checks the cofactored one, so the noble backend
+ *   evaluates the cofactorless equation with noble's own point arithmetic.
+ *   Both backends thus give the same answer for every input
+ *   (tests/wycheproof_test.ts shows it vector by vector).
  *
  * Everything is synchronous: WebCrypto would offer the same algorithms only
  * through promises, and the Noise state machines are synchronous by design.
@@ -33,6 +37,7 @@ import * as nodeCrypto from "node:crypto";
 import process from "node:process";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { sha512 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual, fromHex, toHex, utf8 } from "../core/bytes.ts";
 
 /** Which implementation a primitive uses. */
@@ -74,7 +79,7 @@ export interface CryptoBackend {
   ed25519PublicKey(seed: Uint8Array): Uint8Array;
   /** Deterministic Ed25519 signature (64 bytes) of `message` with a 32-byte seed. */
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
-  /** Strict Ed25519 verification; false (never a throw) for anything invalid. */
+  /** Ed25519 verification by the rules of PROTOCOL.md; false (never a throw) for anything invalid. */
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }
 
@@ -177,6 +182,22 @@ const NEGATIVE_ZERO_X = new Set([
   "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
 ]);
 
+/**
+ * The protocol's Ed25519 rules that need no curve arithmetic (PROTOCOL.md,
+ * "Primitives"): 32-byte key, 64-byte signature, `S < L`, A and R encoded
+ * canonically and neither of small order. An honest R = [r]B is of small
+ * order only for r = 0 (probability 2^-252), so refusing it costs honest
+ * signers nothing and removes the degenerate signatures (R = identity, or
+ * small-order A and R) that hold for many messages at once.
+ */
+function passesEd25519EncodingRules(publicKey: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
+  const r = signature.subarray(0, 32);
+  return isCanonicalScalar(signature.subarray(32)) &&
+    isCanonicalPointEncoding(publicKey) && !ED25519_SMALL_ORDER_POINTS.has(toHex(publicKey)) &&
+    isCanonicalPointEncoding(r) && !ED25519_SMALL_ORDER_POINTS.has(toHex(r));
+}
+
 const nobleAead = {
   seal(
     key: Uint8Array,
@@ -230,14 +251,28 @@ const nobleEd25519 = {
     return ed25519.sign(message, seed);
   },
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-    if (publicKey.length !== KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
+    if (!passesEd25519EncodingRules(publicKey, signature)) return false;
     try {
-      return ed25519.verify(signature, message, publicKey, { zip215: false });
+      // noble's verify() checks the cofactored equation; the protocol's is cofactorless.
+      const { Point } = ed25519;
+      const a = Point.fromBytes(publicKey, false);
+      const r = Point.fromBytes(signature.subarray(0, 32), false);
+      const s = littleEndianInteger(signature.subarray(32));
+      const digest = sha512.create().update(signature.subarray(0, 32)).update(publicKey)
+        .update(message).digest();
+      const k = Point.Fn.create(littleEndianInteger(digest));
+      return Point.BASE.multiplyUnsafe(s).equals(r.add(a.multiplyUnsafe(k)));
     } catch {
       return false;
     }
   },
 };
+
+function littleEndianInteger(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]);
+  return value;
+}
 
 /** Key objects keyed by the array they were made from, checked against a copy of its bytes. */
 class KeyObjectCache {
@@ -390,12 +425,8 @@ function makeNativeEd25519() {
       return copyOf(nodeCrypto.sign(null, message, key));
     },
     ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-      if (publicKey.length !== KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
-      // The encoding rules noble enforces with zip215: false, checked here so both backends agree.
-      if (!isCanonicalScalar(signature.subarray(32))) return false;
-      if (!isCanonicalPointEncoding(publicKey)) return false;
-      if (ED25519_SMALL_ORDER_POINTS.has(toHex(publicKey))) return false;
-      if (!isCanonicalPointEncoding(signature.subarray(0, 32))) return false;
+      // A stock verifier accepts, e.g., the identity as public key with S = 0 for any message.
+      if (!passesEd25519EncodingRules(publicKey, signature)) return false;
       try {
         const key = publics.get(publicKey, () => importPublic(ED25519_SPKI, publicKey));
         return nodeCrypto.verify(null, message, key, signature);
