@@ -1,6 +1,7 @@
 /**
  * Layer 1, crypto: the primitives (native node:crypto with a self-tested
- * @noble fallback) and the Noise Protocol Framework engine built on them.
+ * @noble fallback), the ML-KEM-768 and X-Wing KEMs, and the Noise Protocol
+ * Framework engine built on them.
  * Uses only lib/core.
  *
  * @module
@@ -8,3 +9,4 @@
 
 export * from "./crypto_backend.ts";
 export * from "./noise.ts";
+export * from "./kem.ts";
