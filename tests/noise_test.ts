@@ -388,3 +388,64 @@ Deno.test("low-order remote keys are rejected", () => {
   const r = new HandshakeState({ protocolName: n, initiator: false, staticKeyPair: server });
   assert.throws(() => r.readMessage(new Uint8Array(48)), /invalid/);
 });
+
+Deno.test("deferred psks: supplied before their token, checked, and equal to psks given upfront", () => {
+  const psk = randomBytes(32);
+  const initiatorStatic = generateKeyPair("25519");
+  const responderStatic = generateKeyPair("25519");
+  const options = (initiator: boolean) => ({
+    protocolName: "Noise_KKpsk2_25519_ChaChaPoly_SHA256",
+    initiator,
+    staticKeyPair: initiator ? initiatorStatic : responderStatic,
+    remoteStaticPublicKey: initiator ? responderStatic.publicKey : initiatorStatic.publicKey,
+  });
+  const upfront = new HandshakeState({ ...options(true), psks: [psk] });
+  const deferredResponder = new HandshakeState({ ...options(false), deferPsks: true });
+  deferredResponder.readMessage(upfront.writeMessage(utf8("one")));
+  // The psk token comes in message 2: writing it without the psk fails and kills the handshake.
+  const missing = new HandshakeState({ ...options(false), deferPsks: true });
+  missing.readMessage(new HandshakeState({ ...options(true), psks: [psk] }).writeMessage());
+  assert.throws(() => missing.writeMessage(), /supplyPsk/);
+  assert.throws(() => deferredResponder.supplyPsk(psk.subarray(1)), /32 bytes/);
+  deferredResponder.supplyPsk(psk);
+  assert.throws(() => deferredResponder.supplyPsk(psk), /no more psks/);
+  upfront.readMessage(deferredResponder.writeMessage(utf8("two")));
+  assert.equal(toHex(upfront.handshakeHash), toHex(deferredResponder.handshakeHash));
+  // splitKeys() gives the keys split() would have put in the CipherStates.
+  const { send } = upfront.split();
+  const keys = deferredResponder.splitKeys();
+  const sealed = send.encrypt(utf8("transport"));
+  const nonce = new Uint8Array(12);
+  assert.equal(
+    new TextDecoder().decode(
+      chacha20poly1305(keys.initiatorToResponder, nonce, new Uint8Array(0)).decrypt(sealed),
+    ),
+    "transport",
+  );
+  assert.throws(() => deferredResponder.splitKeys(), /already called/);
+  assert.throws(
+    () => new HandshakeState({ ...options(true), psks: [psk], deferPsks: true }),
+    /supplyPsk/,
+  );
+  assert.throws(
+    () =>
+      new HandshakeState({
+        protocolName: "Noise_NN_25519_ChaChaPoly_SHA256",
+        initiator: true,
+        deferPsks: true,
+      }),
+    /no psk to defer/,
+  );
+});
+
+Deno.test("wipe() ends a handshake midway", () => {
+  const initiator = new HandshakeState({
+    protocolName: "Noise_XX_25519_ChaChaPoly_SHA256",
+    initiator: true,
+    staticKeyPair: generateKeyPair("25519"),
+  });
+  initiator.writeMessage();
+  initiator.wipe();
+  assert.throws(() => initiator.readMessage(new Uint8Array(48)), /already failed/);
+  assert.throws(() => initiator.split(), /already failed/);
+});

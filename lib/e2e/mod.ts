@@ -1,6 +1,7 @@
 /**
  * Layer 4, end-to-end: what members say to each other through a relay that
- * cannot read it: signed announcements, sender keys, pairwise envelopes, the
+ * cannot read it: signed announcements, the symmetric chain, sender keys,
+ * pairwise sessions (and protocol 1's pairwise envelopes), the
  * plaintext codecs, and the per-room state machine that ties them together. It
  * does no I/O. Uses the layers below.
  *
@@ -8,7 +9,9 @@
  */
 
 export * from "./announcement.ts";
+export * from "./chain.ts";
 export * from "./content.ts";
 export * from "./envelope.ts";
+export * from "./pairwise_session.ts";
 export * from "./room.ts";
 export * from "./sender_keys.ts";

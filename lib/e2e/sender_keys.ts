@@ -6,7 +6,7 @@
  * of its {@linkcode SenderKeyState} to every other member over a pairwise
  * channel. Receivers build an {@linkcode InboundSenderKey} from that state.
  *
- * Chain (one symmetric ratchet step per message):
+ * Chain (one symmetric ratchet step per message, lib/e2e/chain.ts):
  *
  * ```text
  * messageKey_i   = HMAC-SHA256(chainKey_i, 0x01)
@@ -29,11 +29,9 @@
  */
 
 import { randomBytes } from "@noble/ciphers/utils.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { concat, constantTimeEqual, utf8 } from "../core/bytes.ts";
 import { cryptoBackend } from "../crypto/crypto_backend.ts";
+import { ChainError, type ChainWalk, SymmetricChain, wipeMessageKey } from "./chain.ts";
 
 /** Wire version of group messages produced by this module. */
 export const GROUP_MESSAGE_VERSION = 1;
@@ -49,7 +47,6 @@ const PREFIX_LENGTH = HEADER_LENGTH + 4; // + ciphertext length u32
 const TAG_LENGTH = 16;
 const SIGNATURE_LENGTH = 64;
 const KEY_LENGTH = 32;
-const NONCE_LENGTH = 12;
 const MIN_MESSAGE_LENGTH = PREFIX_LENGTH + TAG_LENGTH + SIGNATURE_LENGTH;
 const MAX_U32 = 0xffff_ffff;
 // The last iteration is never used so that "next iteration" always fits in a u32.
@@ -57,9 +54,15 @@ const LAST_ITERATION = MAX_U32 - 1;
 
 const SIGNATURE_DOMAIN = utf8("securechat/1 group message\0");
 const MESSAGE_KEY_INFO = utf8("securechat/1 message key");
-const MESSAGE_KEY_SEED = Uint8Array.of(0x01);
-const CHAIN_KEY_SEED = Uint8Array.of(0x02);
-const EMPTY = new Uint8Array(0);
+
+function senderChain(chainKey: Uint8Array, iteration: number): SymmetricChain {
+  return new SymmetricChain({
+    chainKey,
+    index: iteration,
+    info: MESSAGE_KEY_INFO,
+    maxSkip: MAX_SKIPPED_MESSAGES,
+  });
+}
 
 /** The secret part of an Ed25519 identity needed to sign (see lib/identity/identity.ts). */
 export interface SigningIdentity {
@@ -173,14 +176,13 @@ export function peekGroupMessageHeader(bytes: Uint8Array): GroupMessageHeader {
 export class OutboundSenderKey {
   #identity: SigningIdentity;
   #epoch: number;
-  #iteration: number;
-  #chainKey: Uint8Array;
+  #chain: SymmetricChain;
 
   private constructor(identity: SigningIdentity, epoch: number, chainKey: Uint8Array) {
     this.#identity = identity;
     this.#epoch = epoch;
-    this.#iteration = 0;
-    this.#chainKey = chainKey;
+    this.#chain = senderChain(chainKey, 0);
+    chainKey.fill(0);
   }
 
   /**
@@ -213,7 +215,7 @@ export class OutboundSenderKey {
 
   /** The iteration the next message will use. @example `outbound.iteration` */
   get iteration(): number {
-    return this.#iteration;
+    return this.#chain.index;
   }
 
   /**
@@ -226,7 +228,11 @@ export class OutboundSenderKey {
    * ```
    */
   exportState(): SenderKeyState {
-    return { epoch: this.#epoch, iteration: this.#iteration, chainKey: this.#chainKey.slice() };
+    return {
+      epoch: this.#epoch,
+      iteration: this.#chain.index,
+      chainKey: this.#chain.exportChainKey(),
+    };
   }
 
   /**
@@ -244,7 +250,7 @@ export class OutboundSenderKey {
   encrypt(options: { context: Uint8Array; plaintext: Uint8Array }): Uint8Array {
     const { context, plaintext } = options;
     if (context.length > 0xffff) throw new RangeError("context is longer than 65535 bytes");
-    if (this.#iteration > LAST_ITERATION) {
+    if (this.#chain.index > LAST_ITERATION) {
       throw new RangeError("sender key is exhausted; create a new epoch and redistribute it");
     }
     const ciphertextLength = plaintext.length + TAG_LENGTH;
@@ -271,24 +277,25 @@ export class OutboundSenderKey {
     const start = at;
     view.setUint8(at, GROUP_MESSAGE_VERSION);
     view.setUint32(at + 1, this.#epoch);
-    view.setUint32(at + 5, this.#iteration);
+    view.setUint32(at + 5, this.#chain.index);
     view.setUint32(at + 9, ciphertextLength);
     const header = buffer.subarray(start, start + HEADER_LENGTH);
 
-    const messageKey = hmac(sha256, this.#chainKey, MESSAGE_KEY_SEED);
-    const nextChainKey = hmac(sha256, this.#chainKey, CHAIN_KEY_SEED);
-    this.#chainKey.fill(0);
-    this.#chainKey = nextChainKey;
-    this.#iteration += 1;
+    const messageKey = this.#chain.next();
 
     const aad = concat(context, header);
     const ciphertextStart = start + PREFIX_LENGTH;
-    sealInto(
-      messageKey,
-      aad,
-      plaintext,
-      buffer.subarray(ciphertextStart, ciphertextStart + ciphertextLength),
-    );
+    try {
+      cryptoBackend.seal(
+        messageKey.key,
+        messageKey.nonce,
+        aad,
+        plaintext,
+        buffer.subarray(ciphertextStart, ciphertextStart + ciphertextLength),
+      );
+    } finally {
+      wipeMessageKey(messageKey);
+    }
 
     const signedEnd = ciphertextStart + ciphertextLength;
     const signature = cryptoBackend.ed25519Sign(
@@ -315,8 +322,7 @@ export class OutboundSenderKey {
 export class InboundSenderKey {
   #senderPublicKey: Uint8Array;
   #epoch: number;
-  #iteration: number;
-  #chainKey: Uint8Array;
+  #chain: SymmetricChain;
 
   /**
    * @example
@@ -334,8 +340,7 @@ export class InboundSenderKey {
     if (state.chainKey.length !== KEY_LENGTH) throw new TypeError("chain key must be 32 bytes");
     this.#senderPublicKey = senderPublicKey.slice();
     this.#epoch = state.epoch;
-    this.#iteration = state.iteration;
-    this.#chainKey = state.chainKey.slice();
+    this.#chain = senderChain(state.chainKey, state.iteration);
   }
 
   /** The epoch this key accepts. @example `inbound.epoch` */
@@ -345,7 +350,7 @@ export class InboundSenderKey {
 
   /** The lowest iteration still accepted. @example `inbound.iteration` */
   get iteration(): number {
-    return this.#iteration;
+    return this.#chain.index;
   }
 
   /**
@@ -358,7 +363,11 @@ export class InboundSenderKey {
    * ```
    */
   exportState(): SenderKeyState {
-    return { epoch: this.#epoch, iteration: this.#iteration, chainKey: this.#chainKey.slice() };
+    return {
+      epoch: this.#epoch,
+      iteration: this.#chain.index,
+      chainKey: this.#chain.exportChainKey(),
+    };
   }
 
   /**
@@ -391,38 +400,38 @@ export class InboundSenderKey {
           "wait for the sender's new key",
       );
     }
-    if (header.iteration < this.#iteration) {
-      throw new GroupMessageError(
-        "replayed",
-        `group message iteration ${header.iteration} was already passed (next is ${this.#iteration}); ` +
-          "it is a replay, duplicate or late arrival",
-      );
-    }
-    const skipped = header.iteration - this.#iteration;
-    if (skipped > MAX_SKIPPED_MESSAGES) {
+    // Walk a scratch copy of the chain; commit only after the AEAD accepts.
+    let walk: ChainWalk;
+    try {
+      walk = this.#chain.walk(header.iteration);
+    } catch (error) {
+      if (!(error instanceof ChainError)) throw error;
+      if (error.reason === "replayed") {
+        throw new GroupMessageError(
+          "replayed",
+          `group message iteration ${header.iteration} was already passed (next is ${error.next}); ` +
+            "it is a replay, duplicate or late arrival",
+        );
+      }
       throw new GroupMessageError(
         "too-far-ahead",
-        `group message is ${skipped} iterations ahead (limit ${MAX_SKIPPED_MESSAGES}); ` +
+        `group message is ${
+          header.iteration - error.next
+        } iterations ahead (limit ${MAX_SKIPPED_MESSAGES}); ` +
           "ask the sender to redistribute its key",
       );
     }
 
-    // Walk a scratch copy of the chain; commit only after the AEAD accepts.
-    let chainKey = this.#chainKey;
-    for (let i = 0; i < skipped; i++) {
-      const next = hmac(sha256, chainKey, CHAIN_KEY_SEED);
-      if (chainKey !== this.#chainKey) chainKey.fill(0);
-      chainKey = next;
-    }
-    const messageKey = hmac(sha256, chainKey, MESSAGE_KEY_SEED);
-    const nextChainKey = hmac(sha256, chainKey, CHAIN_KEY_SEED);
-    if (chainKey !== this.#chainKey) chainKey.fill(0);
-
     let plaintext: Uint8Array;
     try {
-      plaintext = open(messageKey, concat(context, message.subarray(0, HEADER_LENGTH)), ciphertext);
+      plaintext = cryptoBackend.open(
+        walk.key,
+        walk.nonce,
+        concat(context, message.subarray(0, HEADER_LENGTH)),
+        ciphertext,
+      );
     } catch {
-      nextChainKey.fill(0);
+      walk.discard();
       throw new GroupMessageError(
         "tampered",
         "group message failed authenticated decryption although its signature is valid; " +
@@ -430,10 +439,13 @@ export class InboundSenderKey {
       );
     }
 
-    this.#chainKey.fill(0);
-    this.#chainKey = nextChainKey;
-    this.#iteration = header.iteration + 1;
-    return { plaintext, epoch: header.epoch, iteration: header.iteration, skipped };
+    walk.commit();
+    return {
+      plaintext,
+      epoch: header.epoch,
+      iteration: header.iteration,
+      skipped: walk.skipped,
+    };
   }
 }
 
@@ -506,47 +518,6 @@ function parse(bytes: Uint8Array): { header: GroupMessageHeader; ciphertext: Uin
     header: { version, epoch, iteration },
     ciphertext: bytes.subarray(PREFIX_LENGTH, PREFIX_LENGTH + ciphertextLength),
   };
-}
-
-/** Expands a message key into key(32) || nonce(12) and wipes the message key. */
-function expandMessageKey(messageKey: Uint8Array): Uint8Array {
-  const okm = hkdf(sha256, messageKey, EMPTY, MESSAGE_KEY_INFO, KEY_LENGTH + NONCE_LENGTH);
-  messageKey.fill(0);
-  return okm;
-}
-
-function sealInto(
-  messageKey: Uint8Array,
-  aad: Uint8Array,
-  plaintext: Uint8Array,
-  output: Uint8Array,
-): void {
-  const okm = expandMessageKey(messageKey);
-  try {
-    cryptoBackend.seal(
-      okm.subarray(0, KEY_LENGTH),
-      okm.subarray(KEY_LENGTH),
-      aad,
-      plaintext,
-      output,
-    );
-  } finally {
-    okm.fill(0);
-  }
-}
-
-function open(messageKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  const okm = expandMessageKey(messageKey);
-  try {
-    return cryptoBackend.open(
-      okm.subarray(0, KEY_LENGTH),
-      okm.subarray(KEY_LENGTH),
-      aad,
-      ciphertext,
-    );
-  } finally {
-    okm.fill(0);
-  }
 }
 
 function assertU32(value: number, name: string): void {

@@ -81,6 +81,7 @@ export class CipherState {
     if (key !== undefined && key.length !== 32) {
       throw new NoiseError("a cipher key must be 32 bytes");
     }
+    this.#key?.fill(0);
     this.#key = key?.slice();
     this.#nonce = 0n;
   }

@@ -46,6 +46,12 @@ export interface HandshakeStateOptions {
   remoteEphemeralPublicKey?: Uint8Array;
   /** 32-byte pre-shared keys, consumed in the order the `psk` tokens occur. */
   psks?: Uint8Array[];
+  /**
+   * The psks are not known yet: each is passed to
+   * {@linkcode HandshakeState.supplyPsk} before its token is processed (for
+   * a psk that comes out of the handshake itself, like a KEM secret).
+   */
+  deferPsks?: boolean;
 }
 
 /** The transport CipherStates of one side after a completed handshake. */
@@ -113,6 +119,7 @@ export class HandshakeState {
   #rs: Uint8Array | undefined;
   #re: Uint8Array | undefined;
   #psks: Uint8Array[];
+  #psksNeeded: number;
   #nextPsk = 0;
   #messageIndex = 0;
   #failed = false;
@@ -145,6 +152,7 @@ export class HandshakeState {
     this.#rs = options.remoteStaticPublicKey?.slice();
     this.#re = options.remoteEphemeralPublicKey?.slice();
     this.#psks = (options.psks ?? []).map((psk) => psk.slice());
+    this.#psksNeeded = pskCount(pattern);
 
     this.#symmetric = new SymmetricState({ protocolName: options.protocolName, cipher, hash });
     this.#symmetric.mixHash(options.prologue ?? EMPTY);
@@ -200,7 +208,12 @@ export class HandshakeState {
     }
     const psks = options.psks ?? [];
     const needed = pskCount(pattern);
-    if (psks.length !== needed) {
+    if (options.deferPsks === true) {
+      if (psks.length > 0) {
+        throw new NoiseError("deferPsks: pass the psks to supplyPsk(), not here");
+      }
+      if (needed === 0) throw new NoiseError(`pattern ${name} has no psk to defer`);
+    } else if (psks.length !== needed) {
       throw new NoiseError(`pattern ${name} needs ${needed} psks, got ${psks.length}`);
     }
     if (psks.some((psk) => psk.length !== 32)) {
@@ -395,7 +408,9 @@ export class HandshakeState {
   #processKeyToken(token: "ee" | "es" | "se" | "ss" | "psk"): void {
     const symmetric = this.#symmetric;
     if (token === "psk") {
-      symmetric.mixKeyAndHash(this.#psks[this.#nextPsk++]);
+      const psk = this.#psks[this.#nextPsk++];
+      if (psk === undefined) throw new NoiseError("a psk is needed now; call supplyPsk() first");
+      symmetric.mixKeyAndHash(psk);
       return;
     }
     // The first letter names the initiator's key, the second the responder's.
@@ -411,6 +426,25 @@ export class HandshakeState {
     const shared = this.#dh.dh(secret, remote);
     symmetric.mixKey(shared);
     shared.fill(0);
+  }
+
+  /**
+   * Supplies the next psk of a handshake made with `deferPsks: true`; it
+   * must arrive before the message that carries its `psk` token is written
+   * or read.
+   *
+   * @example
+   * ```ts
+   * handshake.supplyPsk(kemSharedSecret);
+   * const payload = handshake.readMessage(message2);
+   * ```
+   */
+  supplyPsk(psk: Uint8Array): void {
+    if (psk.length !== 32) throw new NoiseError("every psk must be 32 bytes");
+    if (this.#psks.length >= this.#psksNeeded) {
+      throw new NoiseError(`pattern ${this.#pattern.name} takes no more psks`);
+    }
+    this.#psks.push(psk.slice());
   }
 
   /**
@@ -431,8 +465,7 @@ export class HandshakeState {
     }
     this.#splitDone = true;
     const [first, second] = this.#symmetric.split();
-    this.#e?.secretKey.fill(0);
-    for (const psk of this.#psks) psk.fill(0);
+    this.#wipeSecrets();
     if (this.#pattern.oneWay) {
       const unused = CipherState.refusing(
         this.#cipher,
@@ -441,6 +474,52 @@ export class HandshakeState {
       return this.#initiator ? { send: first, receive: unused } : { send: unused, receive: first };
     }
     return this.#initiator ? { send: first, receive: second } : { send: second, receive: first };
+  }
+
+  /**
+   * Split() for interactive patterns, returning the two raw 32-byte cipher
+   * keys instead of CipherStates, for protocols that seed their own ratchet
+   * with them. Callable once, after the handshake completes; wipes this
+   * side's secrets like {@linkcode split}. The caller wipes the keys.
+   *
+   * @example
+   * ```ts
+   * const { initiatorToResponder, responderToInitiator } = handshake.splitKeys();
+   * ```
+   */
+  splitKeys(): { initiatorToResponder: Uint8Array; responderToInitiator: Uint8Array } {
+    if (this.#failed) throw new NoiseError("this handshake already failed; start a new one");
+    if (!this.isComplete) throw new NoiseError("split() called before the handshake completed");
+    if (this.#splitDone) {
+      throw new NoiseError("split() was already called; each handshake yields one pair of keys");
+    }
+    if (this.#pattern.oneWay) throw new NoiseError("splitKeys() is for interactive patterns");
+    this.#splitDone = true;
+    const [initiatorToResponder, responderToInitiator] = this.#symmetric.splitKeys();
+    this.#wipeSecrets();
+    return { initiatorToResponder, responderToInitiator };
+  }
+
+  /**
+   * Wipes every secret this handshake holds (its copies of the static and
+   * ephemeral secret keys, the psks, the chaining key) and ends it: for a
+   * handshake abandoned or failed midway. {@linkcode split} does the same.
+   *
+   * @example
+   * ```ts
+   * handshake.wipe();
+   * ```
+   */
+  wipe(): void {
+    this.#failed = true;
+    this.#wipeSecrets();
+    this.#symmetric.wipe();
+  }
+
+  #wipeSecrets(): void {
+    this.#e?.secretKey.fill(0);
+    this.#s?.secretKey.fill(0);
+    for (const psk of this.#psks) psk.fill(0);
   }
 }
 

@@ -160,16 +160,49 @@ export class SymmetricState {
    * ```
    */
   split(): [CipherState, CipherState] {
+    const [key1, key2] = this.splitKeys();
+    const first = new CipherState({ cipher: this.#cipher, key: key1 });
+    const second = new CipherState({ cipher: this.#cipher, key: key2 });
+    key1.fill(0);
+    key2.fill(0);
+    return [first, second];
+  }
+
+  /**
+   * Split() that returns the two 32-byte cipher keys themselves
+   * (initiator-to-responder first), for protocols that seed their own
+   * ratchet with them; the caller wipes them. Also callable only once.
+   *
+   * @example
+   * ```ts
+   * const [initiatorToResponder, responderToInitiator] = state.splitKeys();
+   * ```
+   */
+  splitKeys(): [Uint8Array, Uint8Array] {
     if (this.#chainingKey.length === 0) {
       throw new NoiseError("split() was already called; each handshake yields one pair of keys");
     }
     const [key1, key2] = noiseHkdf(this.#hash, this.#chainingKey, EMPTY, 2);
     this.#replaceChainingKey(new Uint8Array(0));
-    const first = new CipherState({ cipher: this.#cipher, key: this.#cipherKey(key1) });
-    const second = new CipherState({ cipher: this.#cipher, key: this.#cipherKey(key2) });
+    const first = this.#cipherKey(key1).slice();
+    const second = this.#cipherKey(key2).slice();
     key1.fill(0);
     key2.fill(0);
     return [first, second];
+  }
+
+  /**
+   * Wipes the chaining key and the handshake cipher key; the state is
+   * unusable afterwards (a failed or finished handshake).
+   *
+   * @example
+   * ```ts
+   * state.wipe();
+   * ```
+   */
+  wipe(): void {
+    this.#replaceChainingKey(new Uint8Array(0));
+    this.#cipherState = new CipherState({ cipher: this.#cipher });
   }
 
   #replaceChainingKey(next: Uint8Array): void {
