@@ -1,7 +1,8 @@
 /**
  * Layer 4, end-to-end: what members say to each other through a relay that
  * cannot read it: signed announcements, the symmetric chain, sender keys,
- * pairwise sessions (and protocol 1's pairwise envelopes), the
+ * pairwise sessions (and protocol 1's pairwise envelopes), prekeys and prekey
+ * envelopes for offline members, the
  * plaintext codecs, and the per-room state machine that ties them together. It
  * does no I/O. Uses the layers below.
  *
@@ -13,5 +14,7 @@ export * from "./chain.ts";
 export * from "./content.ts";
 export * from "./envelope.ts";
 export * from "./pairwise_session.ts";
+export * from "./prekey_envelope.ts";
+export * from "./prekeys.ts";
 export * from "./room.ts";
 export * from "./sender_keys.ts";
