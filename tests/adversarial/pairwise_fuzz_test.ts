@@ -1,8 +1,9 @@
 /**
- * Part 3 of the attack suite, pairwise sessions (protocol 2): a hostile
- * relay or member feeds generated and mutated bytes to every entry point of
- * lib/e2e/pairwise_session.ts (`pairwiseMessageKind`, `accept`,
- * `readAccept`, `decrypt`), and tampers with hello, accept and data in live
+ * Part 3 of the attack suite, pairwise sessions and prekeys (protocol 2): a
+ * hostile relay or member feeds generated and mutated bytes to every entry
+ * point of lib/e2e/pairwise_session.ts (`pairwiseMessageKind`, `accept`,
+ * `readAccept`, `decrypt`) and of the prekeys (`verifyPrekeyBundle`,
+ * `openPrekeyEnvelope`), and tampers with hello, accept and data in live
  * handshakes. Each must refuse with PairwiseError, never crash, and never
  * accept altered bytes. FUZZ_RUNS inputs per row; FUZZ_SEED replays a run.
  */
@@ -18,6 +19,18 @@ import {
   PairwiseSession,
   type PairwiseSessionOptions,
 } from "../../lib/e2e/pairwise_session.ts";
+import { generateIdentity } from "../../lib/identity/identity.ts";
+import {
+  encodePrekeyBundle,
+  generatePrekey,
+  PrekeyError,
+  verifyPrekeyBundle,
+} from "../../lib/e2e/prekeys.ts";
+import {
+  MemoryPrekeyStore,
+  openPrekeyEnvelope,
+  sealPrekeyEnvelope,
+} from "../../lib/e2e/prekey_envelope.ts";
 import { fuzzParser, mutationsOf, type Outcome, sameBytes } from "./support/fuzz.ts";
 import { FUZZ_RUNS, FUZZ_SEED } from "./support/knobs.ts";
 import { Attack } from "./support/scoreboard.ts";
@@ -189,5 +202,76 @@ Deno.test("hostile relay: tampered pairwise hello, accept and data in live sessi
         : { forged: "wrong plaintext" };
     },
     refusal: isRefusal,
+  });
+});
+
+// ---------------------------------------------------------------- prekeys
+
+const OWNER = generateIdentity();
+const SENDER = generateIdentity();
+const SIGNED = generatePrekey({
+  identity: OWNER,
+  kind: "signed",
+  id: 1,
+  created: 1_760_000_000_000,
+});
+const ONE_TIME = generatePrekey({
+  identity: OWNER,
+  kind: "one-time",
+  id: 9,
+  created: 1_760_000_000_000,
+});
+const BUNDLES = [
+  encodePrekeyBundle({ signedPrekey: SIGNED.record }),
+  encodePrekeyBundle({ signedPrekey: SIGNED.record, oneTimePrekey: ONE_TIME.record }),
+];
+
+Deno.test("fuzz: verifyPrekeyBundle on mutated bundles", async () => {
+  await fuzzRow("prekey bundles", {
+    inputs: fc.oneof(mutationsOf(BUNDLES), fc.uint8Array({ maxLength: 2700 })),
+    runs: HANDSHAKE_RUNS,
+    parse: (bytes): Outcome => {
+      verifyPrekeyBundle({ identityPublicKey: OWNER.publicKey, bundle: bytes });
+      return BUNDLES.some((bundle) => sameBytes(bundle, bytes))
+        ? "accepted"
+        : { forged: "an altered prekey bundle verified" };
+    },
+    refusal: (error) => error instanceof PrekeyError,
+  });
+});
+
+Deno.test("fuzz: openPrekeyEnvelope on mutated envelopes (signed and one-time prekeys)", async () => {
+  const secrets = new MemoryPrekeyStore();
+  secrets.addSignedPrekey(1, SIGNED.secretKey);
+  secrets.addOneTimePrekey(9, ONE_TIME.secretKey);
+  const envelopes = BUNDLES.map((bundle, i) =>
+    sealPrekeyEnvelope({
+      room: "fuzz",
+      sender: SENDER,
+      recipientIdentityPublicKey: OWNER.publicKey,
+      bundle: verifyPrekeyBundle({ identityPublicKey: OWNER.publicKey, bundle }),
+      content: utf8(`sender key ${i}`),
+    })
+  );
+  let opened = 0;
+  await fuzzRow("prekey envelopes (hostile relay)", {
+    inputs: fc.oneof(mutationsOf(envelopes), fc.uint8Array({ maxLength: 1300 })),
+    runs: HANDSHAKE_RUNS,
+    parse: (bytes): Outcome => {
+      openPrekeyEnvelope({
+        room: "fuzz",
+        recipientIdentityPublicKey: OWNER.publicKey,
+        senderIdentityPublicKey: SENDER.publicKey,
+        envelope: bytes,
+        secrets,
+      });
+      opened++;
+      // Each genuine envelope opens once; after that it is a replay.
+      if (!envelopes.some((envelope) => sameBytes(envelope, bytes))) {
+        return { forged: "an altered prekey envelope opened" };
+      }
+      return opened <= envelopes.length ? "accepted" : { forged: "a prekey envelope opened twice" };
+    },
+    refusal: (error) => error instanceof PrekeyError,
   });
 });
