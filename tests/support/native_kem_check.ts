@@ -34,7 +34,7 @@ function refused(run: () => unknown, reason: string): boolean {
     run();
     return false;
   } catch (error) {
-    return error instanceof kem.KemError && error.reason === reason;
+    return error instanceof kem.KemError && (error as { reason?: string }).reason === reason;
   }
 }
 
