@@ -1,6 +1,7 @@
 /**
  * Layer 5, relay: accepts connections, keeps rooms, routes opaque
- * ciphertext and enforces the relay's limits. Uses every layer below; never
+ * ciphertext and enforces the relay's limits; keeps rooms durable through
+ * its store (store/). Uses every layer below; never
  * lib/client.
  *
  * @module
@@ -8,3 +9,4 @@
 
 export * from "./rate_limit.ts";
 export * from "./relay.ts";
+export * from "./store/mod.ts";
