@@ -595,6 +595,38 @@ export function relayStoreContract(name: string, fixture: () => Promise<StoreFix
   {
     const clock = new Clock();
     withStore(
+      "retention: expired ranges never swallow a refused range",
+      { limits: { maxItemsPerMember: 3, retentionMs: 1000 }, now: clock.now },
+      async (store) => {
+        const a = await added(store, "ops", member(1, "alice"));
+        const b = await added(store, "ops", member(2, "bob"));
+        await store.appendGroup("ops", { from: a, body: body("g1") });
+        await store.appendEnvelope("ops", { from: a, to: b, body: body("e2") });
+        await store.appendGroup("ops", { from: a, body: body("g3") });
+        const fourth = await store.appendGroup("ops", { from: a, body: body("g4") });
+        assert.ok(fourth.status === "stored" && fourth.refused.length === 1);
+        const first = await store.read("ops", b, { afterSeq: 0, limit: 1 });
+        assert.ok(first);
+        await store.ack("ops", b, first.nextAfterSeq);
+        const fifth = await store.appendGroup("ops", { from: a, body: body("g5") });
+        assert.ok(fifth.status === "stored" && fifth.refused.length === 0);
+        clock.time += 2000;
+        await store.prune();
+        const away = await readAll(store, "ops", b, first.nextAfterSeq);
+        assert.deepEqual(texts(away.entries), [
+          "gap:expired:2",
+          "gap:refused:1",
+          "gap:expired:1",
+        ]);
+        const ranges = gaps(away.entries).map((gap) => [gap.seq, gap.toSeq]);
+        for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i][0] > ranges[i - 1][1]);
+      },
+    );
+  }
+
+  {
+    const clock = new Clock();
+    withStore(
       "retention: a bounded prune reports more, and removed members and empty rooms are forgotten",
       { limits: { retentionMs: 1000 }, now: clock.now },
       async (store) => {

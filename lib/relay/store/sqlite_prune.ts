@@ -260,8 +260,9 @@ export class Pruner {
         : item.recipient === member.member_id)
     );
     if (lost.length === 0) return;
-    // Runs of lost items not separated by a refused range: each becomes (or extends) one gap.
-    let last: GapRow | undefined = gaps.at(-1);
+    // Runs of lost items not separated by a refused range: each becomes one gap, or extends the
+    // gap just before it when that one is an expired gap too (nothing for the member between).
+    const sorted = [...gaps];
     let start = 0;
     for (let i = 1; i <= lost.length; i++) {
       const split = i === lost.length ||
@@ -270,16 +271,18 @@ export class Pruner {
       const from = lost[start].seq;
       const to = lost[i - 1].seq;
       const count = i - start;
-      if (last !== undefined && last.reason === GapReason.expired && last.to_seq < from) {
-        this.#extendGap.run(to, count, last.gap_id);
-        last = { ...last, to_seq: to };
-      } else {
-        const gapId = Number(
-          this.#insertGap.run(roomId, member.member_id, from, to, count).lastInsertRowid,
-        );
-        last = { gap_id: gapId, from_seq: from, to_seq: to, reason: GapReason.expired };
-      }
       start = i;
+      const before = sorted.filter((gap) => gap.from_seq < from).at(-1);
+      if (before !== undefined && before.reason === GapReason.expired) {
+        this.#extendGap.run(to, count, before.gap_id);
+        before.to_seq = to;
+        continue;
+      }
+      const gapId = Number(
+        this.#insertGap.run(roomId, member.member_id, from, to, count).lastInsertRowid,
+      );
+      sorted.push({ gap_id: gapId, from_seq: from, to_seq: to, reason: GapReason.expired });
+      sorted.sort((a, b) => a.from_seq - b.from_seq);
     }
     if (member.tracked === 0) return;
     const pending = Math.max(0, member.pending - lost.length);
