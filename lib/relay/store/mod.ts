@@ -11,6 +11,6 @@
  */
 
 export * from "./relay_store.ts";
-export { type CommitMode } from "./commit_queue.ts";
+export { type CommitMode } from "../../core/commit_queue.ts";
 export { DATABASE_FILE } from "./sqlite_database.ts";
 export * from "./sqlite_store.ts";

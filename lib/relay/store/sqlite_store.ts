@@ -18,7 +18,7 @@
  */
 
 import type { DatabaseSync } from "node:sqlite";
-import { type CommitMode, CommitQueue } from "./commit_queue.ts";
+import { type CommitMode, CommitQueue } from "../../core/commit_queue.ts";
 import {
   type AddMemberResult,
   checkIdentityKey,
@@ -43,7 +43,7 @@ import {
   StoreError,
   type StoreLimits,
 } from "./relay_store.ts";
-import { type DatabaseLocation, describeSqliteError, openDatabase } from "./sqlite_database.ts";
+import { type DatabaseLocation, describeStoreError, openDatabase } from "./sqlite_database.ts";
 import { ItemTable } from "./sqlite_items.ts";
 import { PrekeyTable } from "./sqlite_prekeys.ts";
 import { Pruner } from "./sqlite_prune.ts";
@@ -109,7 +109,9 @@ function open(where: DatabaseLocation, options: StoreOptions): Promise<RelayStor
       );
     } catch (error) {
       db.close();
-      throw error instanceof StoreError ? error : describeSqliteError(error, location);
+      throw error instanceof StoreError
+        ? error
+        : describeStoreError(error, `relay store ${location}`);
     }
   } catch (error) {
     return Promise.reject(error);
@@ -146,7 +148,7 @@ class SqliteRelayStore implements RelayStore {
     this.#queue = new CommitQueue({
       database: db,
       mode: options.commit,
-      describeError: (error) => describeSqliteError(error, options.location),
+      describeError: (error) => describeStoreError(error, `relay store ${options.location}`),
     });
     const rooms = new RoomTable(db);
     this.#roster = new RosterTable({ db, rooms, limits, now });
