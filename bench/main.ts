@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything (a few minutes)
  * deno task bench:smoke                # seconds; tiny sizes; for CI
- * deno task bench --only pipe,scale    # some scenarios
+ * deno task bench --only pipe,scale    # some scenarios (also: storage, the relay's store alone)
  * deno task bench --no-ncat            # securechat alone
  * deno task bench --profile            # also V8 CPU profiles of the relay (bench/results/profiles)
  * deno task bench --render-only        # redraw latest.md and chart.svg from latest.json
@@ -47,9 +47,10 @@ import {
 } from "./report.ts";
 import { type Server, startNcat, startSecurechat } from "./servers.ts";
 import { backgroundCpuShare, findNcat, machineInfo, sleep } from "./system.ts";
+import { runStorage } from "./storage.ts";
 import { runTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
 
-const SCENARIOS = ["fanout", "latency", "pipe", "handshakes", "scale", "bulk"] as const;
+const SCENARIOS = ["fanout", "latency", "pipe", "handshakes", "scale", "bulk", "storage"] as const;
 type Scenario = typeof SCENARIOS[number];
 
 /** Sizes for a full run and for the smoke run. */
@@ -72,6 +73,14 @@ const PLANS = {
     // V8's memory reducer runs after about 8 idle seconds (measured: 281 → 186 MiB at 10 s).
     scaleSettleMs: 12_000,
     bulkWindow: 32,
+    storage: {
+      appends: 20_000,
+      eachAppends: 1_000,
+      inflight: 64,
+      members: 50,
+      bodyBytes: 200,
+      readItems: 10_000,
+    },
   },
   smoke: {
     fanoutRooms: [10],
@@ -90,6 +99,14 @@ const PLANS = {
     scaleRoom: 50,
     scaleSettleMs: 1000,
     bulkWindow: 8,
+    storage: {
+      appends: 300,
+      eachAppends: 40,
+      inflight: 16,
+      members: 10,
+      bodyBytes: 200,
+      readItems: 500,
+    },
   },
 };
 
@@ -106,7 +123,8 @@ interface Args {
 function usage(message: string): never {
   console.error(`bench: ${message}`);
   console.error(
-    "usage: bench/main.ts [--smoke] [--out DIR] [--only fanout,latency,pipe,handshakes,scale,bulk] " +
+    "usage: bench/main.ts [--smoke] [--out DIR] " +
+      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage] " +
       "[--no-ncat] [--no-install] [--profile] [--render-only]",
   );
   process.exit(2);
@@ -213,6 +231,7 @@ async function main(): Promise<void> {
     handshakes: null,
     scale: null,
     bulk: null,
+    storage: null,
     targets: [],
     errors: [],
   };
@@ -437,6 +456,21 @@ async function main(): Promise<void> {
     });
     results.bulk.e2e = await traffic("securechat", "bulk-e2e", { ...common, variant: "e2e" });
     results.bulk.ncat = await traffic("ncat", "bulk", { ...common, variant: "ncat" });
+  }
+
+  if (wants("storage")) {
+    starting("storage");
+    try {
+      results.storage = await runStorage({ dir: newDir("storage"), ...plan.storage });
+      const st = results.storage;
+      log(
+        `storage: ${st.groupAppendsPerSecond.toLocaleString("en")} appends/s grouped, ` +
+          `${st.eachAppendsPerSecond.toLocaleString("en")}/s one commit each, ` +
+          `${st.bytesPerItem} bytes per item, ${st.readItemsPerSecond.toLocaleString("en")} read/s`,
+      );
+    } catch (error) {
+      failed("storage", error);
+    }
   }
 
   for (const server of shared.values()) await server.stop();

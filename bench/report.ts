@@ -8,6 +8,7 @@
 
 import type { HandshakeResult, ScaleResult } from "./connections.ts";
 import type { PipeResult } from "./pipe.ts";
+import type { StorageResult } from "./storage.ts";
 import type { MachineInfo } from "./system.ts";
 import type { TrafficResult } from "./traffic.ts";
 
@@ -49,6 +50,8 @@ export interface BenchResults {
   bulk:
     | { transport: TrafficResult | null; e2e: TrafficResult | null; ncat: TrafficResult | null }
     | null;
+  /** The relay's store alone (absent in runs from before it existed). */
+  storage?: StorageResult | null;
   targets: TargetCheck[];
   errors: string[];
 }
@@ -245,6 +248,34 @@ export function tableRows(results: BenchResults): string[][] {
         ratio(e2e.megabytesPerSecond, n?.megabytesPerSecond),
       ]);
     }
+  }
+  const st = results.storage;
+  if (st) {
+    const name = `store: ${st.bodyBytes} B items, room of ${st.members}`;
+    rows.push([
+      name,
+      `appends/s, group commit (${st.inflight} in flight)`,
+      thousands(st.groupAppendsPerSecond),
+      "",
+      "",
+    ]);
+    rows.push([name, "appends/s, one commit each", thousands(st.eachAppendsPerSecond), "", ""]);
+    rows.push([name, "one append alone, ms", st.singleAppendMs.toFixed(2), "", ""]);
+    rows.push([
+      name,
+      "appends/s without fsync (memory)",
+      thousands(st.memoryAppendsPerSecond),
+      "",
+      "",
+    ]);
+    rows.push([name, "bytes on disk per item", thousands(st.bytesPerItem), "", ""]);
+    rows.push([
+      `store: catch-up of ${thousands(st.readItems)} items`,
+      "items read/s (pages of 1,000 + ack)",
+      thousands(st.readItemsPerSecond),
+      "",
+      "",
+    ]);
   }
   return rows;
 }

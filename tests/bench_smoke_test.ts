@@ -91,6 +91,29 @@ Deno.test({
       assertTraffic(results.bulk.transport, "bulk transport");
       assertTraffic(results.bulk.e2e, "bulk e2e");
 
+      const storage = results.storage;
+      assert.ok(storage, "the storage scenario ran");
+      for (
+        const field of [
+          "groupAppendsPerSecond",
+          "eachAppendsPerSecond",
+          "singleAppendMs",
+          "memoryAppendsPerSecond",
+          "readItemsPerSecond",
+        ]
+      ) {
+        assert.ok(
+          isCount(storage[field]) && storage[field] > 0,
+          `storage.${field} = ${storage[field]}`,
+        );
+      }
+      // SQLite does not compress: an item takes at least its body on disk.
+      assert.ok(
+        storage.bytesPerItem >= storage.bodyBytes,
+        `${storage.bytesPerItem} bytes per item`,
+      );
+      assert.ok(storage.readItems > 0);
+
       assert.equal(results.targets.length, 6);
       for (const target of results.targets) {
         assert.ok(target.met === null || typeof target.met === "boolean", target.name);

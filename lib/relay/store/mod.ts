@@ -1,0 +1,16 @@
+/**
+ * The relay's store (part of layer 5, relay): rosters, stored items in one
+ * total order per room, gap notices, acknowledgements and prekeys, behind
+ * one async interface ({@linkcode RelayStore}, in `relay_store.ts`) so the
+ * relay does not care which engine keeps them. Implemented here on SQLite
+ * (`node:sqlite`, a file in a data directory, or memory); the NATS
+ * JetStream store implements the same interface. Holds opaque bytes and
+ * routing fields only, never plaintext. Imports nothing else from lib/.
+ *
+ * @module
+ */
+
+export * from "./relay_store.ts";
+export { type CommitMode } from "../../core/commit_queue.ts";
+export { DATABASE_FILE } from "./sqlite_database.ts";
+export * from "./sqlite_store.ts";
