@@ -1,7 +1,8 @@
 /**
  * Layer 0, core: byte encodings, constant-time comparison, the bounds-checked
  * binary reader and writer, the error classes every layer throws, version
- * numbers, and crash-safe file replacement. Depends on nothing else in lib/.
+ * numbers, crash-safe file replacement, and what the runtime offers beyond
+ * web standards (Node built-ins when present). Depends on nothing else in lib/.
  *
  * @module
  */
@@ -9,4 +10,5 @@
 export * from "./atomic_file.ts";
 export * from "./bytes.ts";
 export * from "./errors.ts";
+export * from "./runtime.ts";
 export * from "./version.ts";
