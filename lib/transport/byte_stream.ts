@@ -10,6 +10,7 @@
  */
 
 import type { Socket } from "node:net";
+import { NetworkError } from "../core/errors.ts";
 
 /**
  * A duplex byte stream. Bytes written arrive at the peer in order and
@@ -160,4 +161,41 @@ class SocketStream implements ByteStream {
   get remoteAddress(): string {
     return formatPeer(this.#socket.remoteAddress, this.#socket.remotePort);
   }
+}
+
+/**
+ * Resolves with the first bytes that arrive on a freshly accepted socket,
+ * leaving it paused, so the caller can tell which protocol the peer speaks
+ * before anything is written. Rejects with {@linkcode NetworkError} if the
+ * socket closes first; the caller owns the deadline.
+ *
+ * @example
+ * ```ts
+ * const first = await firstBytes(socket);
+ * const stream = socketStream(socket, { initialBytes: first });
+ * ```
+ */
+export function firstBytes(socket: Socket): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Uint8Array) => {
+      cleanUp();
+      resolve(chunk);
+    };
+    const onClose = () => {
+      cleanUp();
+      reject(new NetworkError("connection closed during the handshake"));
+    };
+    const cleanUp = () => {
+      socket.pause();
+      socket.off("data", onData);
+      socket.off("close", onClose);
+    };
+    if (socket.destroyed) {
+      onClose();
+      return;
+    }
+    socket.on("data", onData);
+    socket.on("close", onClose);
+    socket.resume();
+  });
 }
