@@ -48,8 +48,9 @@ import {
 import { type Server, startNcat, startSecurechat } from "./servers.ts";
 import { backgroundCpuShare, findNcat, machineInfo, sleep } from "./system.ts";
 import { runTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
+import { runWebBench } from "./web.ts";
 
-const SCENARIOS = ["fanout", "latency", "pipe", "handshakes", "scale", "bulk"] as const;
+const SCENARIOS = ["fanout", "latency", "pipe", "handshakes", "scale", "bulk", "web"] as const;
 type Scenario = typeof SCENARIOS[number];
 
 /** Sizes for a full run and for the smoke run. */
@@ -72,6 +73,7 @@ const PLANS = {
     // V8's memory reducer runs after about 8 idle seconds (measured: 281 → 186 MiB at 10 s).
     scaleSettleMs: 12_000,
     bulkWindow: 32,
+    webMessages: 3000,
   },
   smoke: {
     fanoutRooms: [10],
@@ -90,6 +92,7 @@ const PLANS = {
     scaleRoom: 50,
     scaleSettleMs: 1000,
     bulkWindow: 8,
+    webMessages: 200,
   },
 };
 
@@ -106,7 +109,8 @@ interface Args {
 function usage(message: string): never {
   console.error(`bench: ${message}`);
   console.error(
-    "usage: bench/main.ts [--smoke] [--out DIR] [--only fanout,latency,pipe,handshakes,scale,bulk] " +
+    "usage: bench/main.ts [--smoke] [--out DIR] " +
+      "[--only fanout,latency,pipe,handshakes,scale,bulk,web] " +
       "[--no-ncat] [--no-install] [--profile] [--render-only]",
   );
   process.exit(2);
@@ -213,6 +217,7 @@ async function main(): Promise<void> {
     handshakes: null,
     scale: null,
     bulk: null,
+    web: null,
     targets: [],
     errors: [],
   };
@@ -437,6 +442,23 @@ async function main(): Promise<void> {
     });
     results.bulk.e2e = await traffic("securechat", "bulk-e2e", { ...common, variant: "e2e" });
     results.bulk.ncat = await traffic("ncat", "bulk", { ...common, variant: "ncat" });
+  }
+
+  if (wants("web")) {
+    starting("web");
+    const outcome = await withServer(
+      "securechat",
+      "web",
+      (server) => runWebBench({ server, dir: newDir("web"), messages: plan.webMessages }),
+    );
+    if (typeof outcome === "string") results.web = { skipped: outcome };
+    else if (outcome) {
+      results.web = outcome;
+      log(
+        `web: ${outcome.pageGzipBytes} B gzipped, joined in ${outcome.openToJoinedMs} ms, ` +
+          `${outcome.renderPerSecond} messages/s rendered`,
+      );
+    }
   }
 
   for (const server of shared.values()) await server.stop();

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { WebResult } from "./web.ts";
 import type { HandshakeResult, ScaleResult } from "./connections.ts";
 import type { PipeResult } from "./pipe.ts";
 import type { MachineInfo } from "./system.ts";
@@ -49,6 +50,8 @@ export interface BenchResults {
   bulk:
     | { transport: TrafficResult | null; e2e: TrafficResult | null; ncat: TrafficResult | null }
     | null;
+  /** The web client in Chromium (bench/web.ts), or why it was not run. */
+  web?: WebResult | { skipped: string } | null;
   targets: TargetCheck[];
   errors: string[];
 }
@@ -245,6 +248,19 @@ export function tableRows(results: BenchResults): string[][] {
         ratio(e2e.megabytesPerSecond, n?.megabytesPerSecond),
       ]);
     }
+  }
+  if (results.web && "skipped" in results.web) {
+    rows.push(["web client", "not run", results.web.skipped, "", ""]);
+  } else if (results.web) {
+    const w = results.web;
+    rows.push(
+      ["web page: HTML, CSS, script", "KiB gzipped", (w.pageGzipBytes / 1024).toFixed(1), "", ""],
+      ["web page: script alone", "KiB gzipped", (w.scriptGzipBytes / 1024).toFixed(1), "", ""],
+      ["web: open → joined (unlock incl.)", "ms", thousands(w.openToJoinedMs), "", ""],
+      ["web: unlock (scrypt, JavaScript)", "ms", thousands(w.unlockMs), "", ""],
+      ["web: join → in the room", "ms", thousands(w.connectMs), "", ""],
+      [`web: receive and render ${w.messages}`, "messages/s", thousands(w.renderPerSecond), "", ""],
+    );
   }
   return rows;
 }
