@@ -158,8 +158,8 @@ export class ChatClient {
       verifyRelay: (relay) =>
         options.verifyRelay({
           ...relay,
-          remoteAddress: socket.remoteAddress,
-          remotePort: socket.remotePort,
+          remoteAddress: stream.remoteHost,
+          remotePort: stream.remotePort,
         }),
       timeoutMs,
     });

@@ -50,6 +50,10 @@ export interface ByteStream {
   readonly closed: boolean;
   /** The peer as `host:port` (`[v6]:port`), for logs and messages. */
   readonly remoteAddress: string;
+  /** The peer's IP address as the socket reports it, when the stream knows it (TCP). */
+  readonly remoteHost?: string;
+  /** The peer's port, when the stream knows it (TCP). */
+  readonly remotePort?: number;
 }
 
 const IGNORE_DATA = (_chunk: Uint8Array) => {};
@@ -160,6 +164,14 @@ class SocketStream implements ByteStream {
 
   get remoteAddress(): string {
     return formatPeer(this.#socket.remoteAddress, this.#socket.remotePort);
+  }
+
+  get remoteHost(): string | undefined {
+    return this.#socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#socket.remotePort;
   }
 }
 
