@@ -18,21 +18,15 @@
 import type { ReconnectingClient } from "../lib/client/reconnecting_client.ts";
 import type { MemberInfo, RoomEvent } from "../lib/e2e/room.ts";
 import type { Identity } from "../lib/identity/identity.ts";
-import { safetyNumber, safetyNumberRows } from "../lib/identity/safety_number.ts";
 import { type ChatLine, ChatModel, type MemberView, mentions, ROOM } from "./chat_model.ts";
 import { h, replaceChildren, shortFingerprint } from "./dom.ts";
+import { showSafetyNumber } from "./safety_dialog.ts";
+import { MARKERS, renderSidebar } from "./sidebar.ts";
 import type { RelayTarget } from "./relay_target.ts";
-import type { PageTrust, PeerStatus } from "./trust.ts";
+import type { PageTrust } from "./trust.ts";
 
 /** Lines kept in the DOM for the open conversation. */
 const MAX_RENDERED = 1_000;
-
-const MARKERS: Record<PeerStatus, string> = {
-  new: "new",
-  known: "",
-  verified: "✓ verified",
-  changed: "⚠ key changed",
-};
 
 /** Options for {@linkcode ChatScreen}. */
 export interface ChatScreenOptions {
@@ -342,57 +336,12 @@ export class ChatScreen {
   }
 
   #renderSidebar(): void {
-    const model = this.#model;
-    const items = model.order().map((key, index) => {
-      const conversation = model.conversations.get(key);
-      const member = key === ROOM ? undefined : model.members.get(key.slice(3));
-      const label = key === ROOM
-        ? `#${model.room}`
-        : member?.info.nick ?? conversation?.title.slice(1) ?? "";
-      const unread = conversation?.unread ?? 0;
-      const open = h(
-        "button",
-        {
-          type: "button",
-          class: `open${key === model.active ? " active" : ""}`,
-          "aria-current": key === model.active ? "true" : undefined,
-          title: index < 9 ? `Alt+${index + 1}` : undefined,
-          onclick: () => this.#open(key),
-        },
-        h("span", { class: "label" }, label),
-        member ? h("span", { class: `marker ${member.status}` }, MARKERS[member.status]) : null,
-        unread > 0 ? h("span", { class: "unread", "data-testid": "unread" }, String(unread)) : null,
-      );
-      const details = member
-        ? h(
-          "div",
-          { class: "member-details" },
-          h(
-            "code",
-            { class: "fingerprint", "data-testid": "member-fingerprint" },
-            member.info.fingerprint,
-          ),
-          h("button", {
-            type: "button",
-            class: "secondary small",
-            "data-testid": "verify",
-            onclick: () => this.#showVerify(member),
-          }, "Safety number"),
-        )
-        : null;
-      return h(
-        "li",
-        {
-          class: `conversation-item${member?.status === "changed" ? " changed" : ""}`,
-          "data-testid": key === ROOM ? "room-item" : "member-item",
-          "data-nick": member?.info.nick,
-          "data-status": member?.status,
-        },
-        open,
-        details,
-      );
+    renderSidebar({
+      container: this.#sidebar,
+      model: this.#model,
+      onOpen: (key) => this.#open(key),
+      onVerify: (member) => this.#showVerify(member),
     });
-    replaceChildren(this.#sidebar, h("h2", {}, "Conversations"), h("ul", {}, ...items));
   }
 
   #open(key: string): void {
@@ -544,58 +493,19 @@ export class ChatScreen {
   }
 
   #showVerify(member: MemberView): void {
-    const own = this.#options.identity;
-    const number = safetyNumber(own.publicKey, member.info.identityPublicKey);
-    const markButton = h("button", {
-      type: "button",
-      "data-testid": "mark-verified",
-      onclick: async () => {
-        await this.#options.trust.markVerified(member.info.nick, member.info.fingerprint);
+    showSafetyNumber({
+      dialog: this.#dialog,
+      own: this.#options.identity,
+      member,
+      onVerified: async () => {
+        const { nick, fingerprint } = member.info;
+        await this.#options.trust.markVerified(nick, fingerprint);
         this.#model.setMember({ info: member.info, status: "verified" });
-        this.#banners.querySelector(`[data-banner="${CSS.escape(`changed-${member.info.nick}`)}"]`)
-          ?.remove();
-        this.#notice(ROOM, "notice", `${member.info.nick}'s key is now marked verified`);
+        this.#banners.querySelector(`[data-banner="${CSS.escape(`changed-${nick}`)}"]`)?.remove();
+        this.#notice(ROOM, "notice", `${nick}'s key is now marked verified`);
         this.#renderSidebar();
-        this.#dialog.close();
       },
-    }, member.status === "verified" ? "Verified" : "Numbers match: mark verified");
-    markButton.toggleAttribute("disabled", member.status === "verified");
-    replaceChildren(
-      this.#dialog,
-      h("h2", {}, `Safety number with ${member.info.nick}`),
-      h(
-        "p",
-        {},
-        `Compare these numbers with ${member.info.nick} over a channel you trust (in person, a call). ` +
-          "If they match on both sides, nobody is in the middle.",
-      ),
-      h(
-        "pre",
-        { class: "safety-number", "data-testid": "safety-number" },
-        safetyNumberRows(number).join("\n"),
-      ),
-      h("p", {}, "Their fingerprint: ", h("code", {}, member.info.fingerprint)),
-      h("p", {}, "Yours: ", h("code", {}, own.fingerprint)),
-      member.status === "changed"
-        ? h(
-          "p",
-          { class: "warning" },
-          `Their key CHANGED: this browser remembered ${member.expected}.`,
-        )
-        : null,
-      h(
-        "div",
-        { class: "dialog-actions" },
-        markButton,
-        h(
-          "button",
-          { type: "button", class: "secondary", onclick: () => this.#dialog.close() },
-          "Close",
-        ),
-      ),
-    );
-    this.#dialog.showModal();
-    markButton.focus();
+    });
   }
 
   async #enableNotifications(button: HTMLButtonElement): Promise<void> {
