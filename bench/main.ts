@@ -49,8 +49,18 @@ import { type Server, startNcat, startSecurechat } from "./servers.ts";
 import { backgroundCpuShare, findNcat, machineInfo, sleep } from "./system.ts";
 import { runStorage } from "./storage.ts";
 import { runTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
+import { runWebBench } from "./web.ts";
 
-const SCENARIOS = ["fanout", "latency", "pipe", "handshakes", "scale", "bulk", "storage"] as const;
+const SCENARIOS = [
+  "fanout",
+  "latency",
+  "pipe",
+  "handshakes",
+  "scale",
+  "bulk",
+  "storage",
+  "web",
+] as const;
 type Scenario = typeof SCENARIOS[number];
 
 /** Sizes for a full run and for the smoke run. */
@@ -81,6 +91,7 @@ const PLANS = {
       bodyBytes: 200,
       readItems: 10_000,
     },
+    webMessages: 3000,
   },
   smoke: {
     fanoutRooms: [10],
@@ -107,6 +118,7 @@ const PLANS = {
       bodyBytes: 200,
       readItems: 500,
     },
+    webMessages: 200,
   },
 };
 
@@ -124,7 +136,7 @@ function usage(message: string): never {
   console.error(`bench: ${message}`);
   console.error(
     "usage: bench/main.ts [--smoke] [--out DIR] " +
-      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage] " +
+      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage,web] " +
       "[--no-ncat] [--no-install] [--profile] [--render-only]",
   );
   process.exit(2);
@@ -232,6 +244,7 @@ async function main(): Promise<void> {
     scale: null,
     bulk: null,
     storage: null,
+    web: null,
     targets: [],
     errors: [],
   };
@@ -470,6 +483,23 @@ async function main(): Promise<void> {
       );
     } catch (error) {
       failed("storage", error);
+    }
+  }
+
+  if (wants("web")) {
+    starting("web");
+    const outcome = await withServer(
+      "securechat",
+      "web",
+      (server) => runWebBench({ server, dir: newDir("web"), messages: plan.webMessages }),
+    );
+    if (typeof outcome === "string") results.web = { skipped: outcome };
+    else if (outcome) {
+      results.web = outcome;
+      log(
+        `web: ${outcome.pageGzipBytes} B gzipped, joined in ${outcome.openToJoinedMs} ms, ` +
+          `${outcome.renderPerSecond} messages/s rendered`,
+      );
     }
   }
 

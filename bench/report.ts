@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { WebResult } from "./web.ts";
 import type { HandshakeResult, ScaleResult } from "./connections.ts";
 import type { PipeResult } from "./pipe.ts";
 import type { StorageResult } from "./storage.ts";
@@ -52,6 +53,8 @@ export interface BenchResults {
     | null;
   /** The relay's store alone (absent in runs from before it existed). */
   storage?: StorageResult | null;
+  /** The web client in Chromium (bench/web.ts), or why it was not run. */
+  web?: WebResult | { skipped: string } | null;
   targets: TargetCheck[];
   errors: string[];
 }
@@ -276,6 +279,19 @@ export function tableRows(results: BenchResults): string[][] {
       "",
       "",
     ]);
+  }
+  if (results.web && "skipped" in results.web) {
+    rows.push(["web client", "not run", results.web.skipped, "", ""]);
+  } else if (results.web) {
+    const w = results.web;
+    rows.push(
+      ["web page: HTML, CSS, script", "KiB gzipped", (w.pageGzipBytes / 1024).toFixed(1), "", ""],
+      ["web page: script alone", "KiB gzipped", (w.scriptGzipBytes / 1024).toFixed(1), "", ""],
+      ["web: open → joined (unlock incl.)", "ms", thousands(w.openToJoinedMs), "", ""],
+      ["web: unlock (scrypt, JavaScript)", "ms", thousands(w.unlockMs), "", ""],
+      ["web: join → in the room", "ms", thousands(w.connectMs), "", ""],
+      [`web: receive and render ${w.messages}`, "messages/s", thousands(w.renderPerSecond), "", ""],
+    );
   }
   return rows;
 }

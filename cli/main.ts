@@ -15,6 +15,7 @@ import { fingerprintCommand } from "./fingerprint.ts";
 import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
 import { knownServersCommand } from "./known_servers.ts";
+import { webCommand } from "./web.ts";
 import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/errors.ts";
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
     serveCommand(),
     joinCommand(),
     knownServersCommand(),
+    webCommand(),
   ];
   for (const command of commands) {
     program.addCommand(command.exitOverride());

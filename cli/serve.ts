@@ -3,12 +3,14 @@
  *
  * stdout gets two lines once the relay is listening (`listening on
  * HOST:PORT` and `fingerprint FP`), so scripts and tests can read the bound
- * port; stderr gets one timestamped line per connection event.
+ * port; stderr gets one timestamped line per connection event. The same port
+ * takes WebSocket clients (the web page) unless `--no-websocket`; pages from
+ * loopback origins, and from those given with `--ws-origin`, may connect.
  *
  * @module
  */
 
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
 import { DEFAULT_PORT, Relay, RELAY_LIMIT_DEFAULTS as LIMITS } from "../lib/relay/relay.ts";
 import {
@@ -22,6 +24,24 @@ import { escapeTerminal } from "./output.ts";
 
 function parseListen(text: string): ServerAddress {
   return serverAddress(text, { allowPortZero: true });
+}
+
+/** An origin as browsers send it (`https://chat.example`, `http://host:8080`), or `*`. */
+function parseOrigin(text: string): string {
+  if (text === "*") return text;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || url.origin !== text || !/^https?:$/.test(url.protocol)) {
+    throw new InvalidArgumentError(
+      `expected an origin such as https://chat.example (scheme, host, port if not the default; ` +
+        `no path or trailing slash), got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
 }
 
 function log(line: string): void {
@@ -95,6 +115,13 @@ export function serveCommand(): Command {
       positiveInteger,
       LIMITS.maxRoomMembers,
     )
+    .option("--no-websocket", "refuse WebSocket clients (browsers); TCP only")
+    .option(
+      "--ws-origin <origin>",
+      "also admit web pages from this origin over WebSocket (repeatable; * for any page)",
+      (value: string, previous: string[]) => [...previous, parseOrigin(value)],
+      [] as string[],
+    )
     .action(async (options) => {
       const identity = await loadOrCreateIdentity({ path: options.identity, notice: log });
       const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
@@ -112,6 +139,8 @@ export function serveCommand(): Command {
         rateLimitPerSecond: options.rateLimit,
         rateBurst: options.rateBurst,
         maxRoomMembers: options.maxRoomMembers,
+        webSocket: options.websocket,
+        webSocketOrigins: options.wsOrigin,
       });
       // Handlers go in before the address is printed: whoever reads it may signal at once.
       const stopped = new Promise<void>((resolve) => {

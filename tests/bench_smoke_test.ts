@@ -1,6 +1,7 @@
 /**
  * The smoke bench (`deno task bench:smoke`) must keep working: it runs every
- * scenario at tiny sizes and writes well-formed results. Nothing here checks
+ * scenario at tiny sizes (the web client's in Chromium too) and writes
+ * well-formed results. Nothing here checks
  * a timing; the checks are about completeness and correctness (every line
  * intact, every connection made, no errors).
  */
@@ -113,6 +114,18 @@ Deno.test({
         `${storage.bytesPerItem} bytes per item`,
       );
       assert.ok(storage.readItems > 0);
+      // The web client, in Chromium; without Chromium only outside CI may it be skipped.
+      const web = results.web;
+      if ("skipped" in web && !Deno.env.get("CI")) {
+        assert.match(web.skipped, /no Chromium/);
+      } else {
+        assert.ok(web.scriptGzipBytes > 0 && web.scriptGzipBytes <= 300 * 1024, "page weight");
+        assert.ok(web.pageGzipBytes >= web.scriptGzipBytes);
+        assert.ok(web.openToJoinedMs > 0 && web.connectMs > 0 && web.unlockMs > 0);
+        assert.ok(web.openToJoinedMs >= web.unlockMs + web.connectMs);
+        assert.equal(web.messages, 200);
+        assert.ok(web.renderPerSecond > 0);
+      }
 
       assert.equal(results.targets.length, 6);
       for (const target of results.targets) {

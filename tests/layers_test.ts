@@ -1,8 +1,9 @@
 /**
  * The layout rules of lib/, checked on every import: each folder is a layer,
  * a layer imports only itself and the layers below it (the relay and the
- * client sit side by side and never import each other), cli/ holds no
- * crypto, and lib/ uses no Deno-only API, so that Node and browsers run it.
+ * client sit side by side and never import each other), cli/ and web/ (the
+ * browser page) hold no crypto, and lib/ uses no Deno-only API, so that Node
+ * and browsers run it.
  */
 
 import assert from "node:assert/strict";
@@ -96,6 +97,34 @@ Deno.test("cli/ does no cryptography of its own", async () => {
     for (const specifier of importsOf(await readFile(file, "utf8"))) {
       if (specifier.startsWith("@noble/") || specifier === "node:crypto") {
         offenders.push(`${relative(ROOT, file)} imports ${specifier}`);
+      }
+    }
+  }
+  assert.deepEqual(offenders, []);
+});
+
+Deno.test("web/ is a UI layer like cli/: no cryptography of its own, and browser code only", async () => {
+  const offenders: string[] = [];
+  for (const file of await sourceFiles(join(ROOT, "web"))) {
+    if (file.endsWith(".generated.ts")) continue;
+    const code = (await readFile(file, "utf8")).replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/\/\/.*$/gm, "");
+    if (/\bDeno\./.test(code)) offenders.push(`${relative(ROOT, file)} calls the Deno API`);
+    // Statements only: the page's text is full of words like "import" in quotes.
+    const statements = code.matchAll(
+      /^\s*(?:import|export)\b[^;]*?from\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']/gm,
+    );
+    for (const match of statements) {
+      const specifier = match[1] ?? match[2];
+      if (specifier.startsWith("@noble/") || specifier.startsWith("node:")) {
+        offenders.push(`${relative(ROOT, file)} imports ${specifier}`);
+      } else if (specifier.startsWith(".")) {
+        const target = relative(ROOT, resolve(dirname(file), specifier));
+        if (!target.startsWith("lib/") && !target.startsWith("web/")) {
+          offenders.push(`${relative(ROOT, file)} imports ${specifier}, outside lib/ and web/`);
+        }
+      } else {
+        offenders.push(`${relative(ROOT, file)} imports the package ${specifier}`);
       }
     }
   }

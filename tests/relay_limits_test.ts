@@ -194,7 +194,7 @@ Deno.test("limits: the per-address cap makes room from pending handshakes, else 
     assert.equal(relay.connectionCounts().open, 2);
 
     // Another address is not affected (Linux routes all of 127/8 to loopback).
-    const elsewhere = probe(port, { localAddress: "127.0.0.2" });
+    const elsewhere = probe(port, { localAddress: "127.0.0.2", send: encodePreamble() });
     probes.push(elsewhere);
     await waitFor(() => elsewhere.received >= 8 || elsewhere.closed, { what: "127.0.0.2" });
     if (elsewhere.received === 0) {
@@ -438,10 +438,10 @@ Deno.test("limits: serve's flags reach the relay", async () => {
   const port = Number(relay.address.split(":").at(-1));
   const probes: Probe[] = [];
   try {
-    const first = probe(port);
+    const first = probe(port, { send: encodePreamble() });
     probes.push(first);
     await waitFor(() => first.received >= 8, { what: "the preamble" });
-    // Per address 1 with a silent handshake pending: the newcomer takes its slot.
+    // Per address 1 with a handshake pending: the newcomer takes its slot.
     const second = probe(port, { send: encodePreamble() });
     probes.push(second);
     await waitFor(() => first.closed && second.received >= 8, { what: "the eviction" });

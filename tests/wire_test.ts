@@ -121,9 +121,16 @@ Deno.test("garbage and stalled handshakes are dropped while the relay keeps serv
     () => garbage.write(encoder.encode("GET / HTTP/1.0\r\n\r\n")),
   );
   garbage.on("error", () => {});
+  // Not HTTP either: the first bytes of a TLS ClientHello.
+  const tls = createConnection(
+    upstream,
+    () => tls.write(new Uint8Array([22, 3, 1, 2, 0, 1, 0, 1])),
+  );
+  tls.on("error", () => {});
   const silent = createConnection(upstream);
   silent.on("error", () => {});
   try {
+    await relay.proc.waitFor("stderr", /handshake failed .*WebSocket upgrade refused \(400\)/);
     await relay.proc.waitFor("stderr", /handshake failed .*not speaking the securechat protocol/);
     await relay.proc.waitFor("stderr", /handshake failed .*timed out/, 5_000);
     const bob = CliProcess.start(["join", relay.address, "--nick", "bob", "--count", "1"], {
@@ -139,6 +146,7 @@ Deno.test("garbage and stalled handshakes are dropped while the relay keeps serv
     assert.deepEqual(bob.stdoutLines(), ["alice: still up"]);
   } finally {
     garbage.destroy();
+    tls.destroy();
     silent.destroy();
     await relay.proc.stop();
     dirs.cleanup();

@@ -5,14 +5,15 @@
  * @module
  */
 
-import { connect as connectTcp, type Socket } from "node:net";
 import { connectHandshake, type SecureChannel } from "../transport/channel.ts";
+import type { ByteStream } from "../transport/byte_stream.ts";
 import {
-  AuthenticationError,
-  NetworkError,
-  ProtocolError,
-  socketErrorText,
-} from "../core/errors.ts";
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  openSocket,
+  openTcpStream,
+  type RelayAddress,
+} from "../transport/tcp.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../core/errors.ts";
 import { generateIdentity, type Identity } from "../identity/identity.ts";
 import {
   decodeRecord,
@@ -24,56 +25,15 @@ import {
 import { type MemberInfo, type RoomEvent, RoomSession } from "../e2e/room.ts";
 import { MAX_TEXT_BYTES } from "../e2e/content.ts";
 import { utf8 } from "../core/bytes.ts";
-import { formatServerAddress } from "../identity/trust_store.ts";
+
+export { DEFAULT_CONNECT_TIMEOUT_MS, openSocket, type RelayAddress };
 
 /** Bytes of text packed into one group message at most. */
 export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
-/** Default deadline for connecting and for the handshake. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** A direct-failed answer this soon after a direct text to that member is about the text. */
 const DIRECT_FAILURE_WINDOW_MS = 10_000;
 /** How often the room session is asked what time alone reveals. */
 const TICK_MS = 1_000;
-
-/** A relay address. */
-export interface RelayAddress {
-  /** Host name or IP address. */
-  host: string;
-  /** TCP port. */
-  port: number;
-}
-
-/**
- * Opens a TCP connection, rejecting with {@linkcode NetworkError} on failure
- * or after `timeoutMs`.
- *
- * @example
- * ```ts
- * const socket = await openSocket({ host: "127.0.0.1", port: 7878 });
- * ```
- */
-export function openSocket(
-  address: RelayAddress,
-  timeoutMs: number = DEFAULT_CONNECT_TIMEOUT_MS,
-): Promise<Socket> {
-  const shown = formatServerAddress(address);
-  return new Promise((resolve, reject) => {
-    const socket = connectTcp({ host: address.host, port: address.port, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new NetworkError(`cannot connect to ${shown}: timed out after ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve(socket);
-    });
-    socket.once("error", (error) => {
-      clearTimeout(timer);
-      reject(new NetworkError(`cannot connect to ${shown}: ${socketErrorText(error)}`));
-    });
-  });
-}
 
 /**
  * Completes a handshake with a relay using a throwaway identity and returns
@@ -87,10 +47,10 @@ export function openSocket(
 export async function fetchRelayFingerprint(
   address: RelayAddress & { timeoutMs?: number },
 ): Promise<string> {
-  const socket = await openSocket(address, address.timeoutMs);
+  const stream = await openTcpStream(address, address.timeoutMs);
   let relayFingerprint = "";
   const channel = await connectHandshake({
-    socket,
+    stream,
     identity: generateIdentity(),
     verifyRelay: ({ fingerprint }) => {
       relayFingerprint = fingerprint;
@@ -130,6 +90,12 @@ export interface ChatClientOptions extends RelayAddress {
   onClose?: (error?: Error) => void;
   /** Deadline for connecting, for the handshake and for the welcome. Default 10 s. */
   timeoutMs?: number;
+  /**
+   * Opens the connection to the relay; default: TCP to `host:port`. A
+   * browser passes a WebSocket opener (`openWebSocketStream`); `host` and
+   * `port` then only name the relay.
+   */
+  openStream?: (timeoutMs: number) => Promise<ByteStream>;
 }
 
 interface PendingAck {
@@ -193,15 +159,17 @@ export class ChatClient {
    */
   static async connect(options: ChatClientOptions): Promise<ChatClient> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const socket = await openSocket(options, timeoutMs);
+    const stream = options.openStream
+      ? await options.openStream(timeoutMs)
+      : await openTcpStream(options, timeoutMs);
     const channel = await connectHandshake({
-      socket,
+      stream,
       identity: options.identity,
       verifyRelay: (relay) =>
         options.verifyRelay({
           ...relay,
-          remoteAddress: socket.remoteAddress,
-          remotePort: socket.remotePort,
+          remoteAddress: stream.remoteHost,
+          remotePort: stream.remotePort,
         }),
       timeoutMs,
     });

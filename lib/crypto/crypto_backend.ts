@@ -24,7 +24,9 @@
  * Everything is synchronous: WebCrypto would offer the same algorithms only
  * through promises, and the Noise state machines are synchronous by design.
  * `node:crypto`'s synchronous Ed25519 and X25519 exist in Node 20 and in Deno
- * 2.9 alike.
+ * 2.9 alike. `node:crypto` is reached through {@linkcode nodeBuiltin}, not
+ * imported, so this module also loads in a browser, where every primitive is
+ * noble's (randomness comes from WebCrypto's `getRandomValues` either way).
  *
  * Set `SECURECHAT_CRYPTO=noble` in the environment to force the fallback
  * (for comparisons and tests).
@@ -32,13 +34,18 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import * as nodeCrypto from "node:crypto";
-import process from "node:process";
+import type { Buffer } from "node:buffer";
+import type * as NodeCrypto from "node:crypto";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual, fromHex, toHex, utf8 } from "../core/bytes.ts";
+import { environmentVariable, nodeBuiltin, uninitializedBytes } from "../core/runtime.ts";
+
+/** The runtime's `node:crypto`; undefined in a browser. */
+const runtimeCrypto = nodeBuiltin<typeof NodeCrypto>("node:crypto");
+// Only the native constructors below use it, and only when runtimeCrypto is there.
+const nodeCrypto = runtimeCrypto as typeof NodeCrypto;
 
 /** Which implementation a primitive uses. */
 export type BackendName = "native" | "noble";
@@ -276,9 +283,9 @@ function littleEndianInteger(bytes: Uint8Array): bigint {
 
 /** Key objects keyed by the array they were made from, checked against a copy of its bytes. */
 class KeyObjectCache {
-  #entries = new WeakMap<Uint8Array, { bytes: Uint8Array; key: nodeCrypto.KeyObject }>();
+  #entries = new WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCrypto.KeyObject }>();
 
-  get(raw: Uint8Array, make: () => nodeCrypto.KeyObject): nodeCrypto.KeyObject {
+  get(raw: Uint8Array, make: () => NodeCrypto.KeyObject): NodeCrypto.KeyObject {
     const entry = this.#entries.get(raw);
     // The caller may have changed the bytes in place since: then the cached key is stale.
     if (entry !== undefined && constantTimeEqual(entry.bytes, raw)) return entry.key;
@@ -287,7 +294,7 @@ class KeyObjectCache {
     return key;
   }
 
-  remember(raw: Uint8Array, key: nodeCrypto.KeyObject): void {
+  remember(raw: Uint8Array, key: NodeCrypto.KeyObject): void {
     this.#entries.set(raw, { bytes: copyOf(raw), key });
   }
 }
@@ -299,7 +306,7 @@ function derKey(prefix: Uint8Array, raw: Uint8Array): Uint8Array {
   return der;
 }
 
-function importPrivate(prefix: Uint8Array, raw: Uint8Array): nodeCrypto.KeyObject {
+function importPrivate(prefix: Uint8Array, raw: Uint8Array): NodeCrypto.KeyObject {
   const der = derKey(prefix, raw);
   try {
     return nodeCrypto.createPrivateKey({ key: der as Buffer, format: "der", type: "pkcs8" });
@@ -308,7 +315,7 @@ function importPrivate(prefix: Uint8Array, raw: Uint8Array): nodeCrypto.KeyObjec
   }
 }
 
-function importPublic(prefix: Uint8Array, raw: Uint8Array): nodeCrypto.KeyObject {
+function importPublic(prefix: Uint8Array, raw: Uint8Array): NodeCrypto.KeyObject {
   return nodeCrypto.createPublicKey({
     key: derKey(prefix, raw) as Buffer,
     format: "der",
@@ -316,7 +323,7 @@ function importPublic(prefix: Uint8Array, raw: Uint8Array): nodeCrypto.KeyObject
   });
 }
 
-function rawPublicKey(key: nodeCrypto.KeyObject): Uint8Array {
+function rawPublicKey(key: NodeCrypto.KeyObject): Uint8Array {
   const der = key.export({ format: "der", type: "spki" });
   return copyOf(der, der.length - KEY_BYTES);
 }
@@ -346,7 +353,7 @@ function makeNativeAead() {
         throw new Error("native ChaCha20-Poly1305 returned an unexpected length");
       }
       // Every byte of a new buffer is written below, so it need not be zeroed first.
-      const out = output ?? plain(Buffer.allocUnsafeSlow(plaintext.length + TAG_BYTES));
+      const out = output ?? uninitializedBytes(plaintext.length + TAG_BYTES);
       out.set(body);
       if (rest.length > 0) out.set(rest, body.length);
       out.set(tag, plaintext.length);
@@ -543,6 +550,7 @@ export const nobleBackend: CryptoBackend = {
 };
 
 function buildNativeBackend(): CryptoBackend {
+  if (runtimeCrypto === undefined) return { ...nobleBackend };
   const aead = nativeAeadIfWorking();
   const x = nativeX25519IfWorking();
   const ed = nativeEd25519IfWorking();
@@ -570,13 +578,8 @@ function buildNativeBackend(): CryptoBackend {
 export const nativeBackend: CryptoBackend = buildNativeBackend();
 
 function chooseBackend(): CryptoBackend {
-  let forced: string | undefined;
-  try {
-    forced = process.env.SECURECHAT_CRYPTO;
-  } catch {
-    // Environment access may be denied; the default applies.
-  }
-  return forced === "noble" ? nobleBackend : nativeBackend;
+  // Unset, denied or absent (a browser): the default applies.
+  return environmentVariable("SECURECHAT_CRYPTO") === "noble" ? nobleBackend : nativeBackend;
 }
 
 /**

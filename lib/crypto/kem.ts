@@ -35,13 +35,13 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import * as nodeCrypto from "node:crypto";
-import process from "node:process";
+import type * as NodeBuffer from "node:buffer";
+import type * as NodeCrypto from "node:crypto";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { sha3_256, shake256 } from "@noble/hashes/sha3.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { concat, constantTimeEqual, fromHex, toHex, utf8 } from "../core/bytes.ts";
+import { environmentVariable, nodeBuiltin } from "../core/runtime.ts";
 import { cryptoBackend, LowOrderPointError } from "./crypto_backend.ts";
 
 /** Which implementation ML-KEM-768 uses. */
@@ -214,10 +214,13 @@ const nobleEngine: MlKemEngine = {
   decapsulate: (cipherText, secretKey) => ml_kem768.decapsulate(cipherText, secretKey),
 };
 
+// Reached through the runtime, not imported, so that the module also loads in a browser.
+const nodeCrypto = nodeBuiltin<typeof NodeCrypto>("node:crypto");
+
 /** node:crypto's ML-KEM API (Node 24.7+), which @types/node 22 does not describe. */
 interface NodeKem {
-  encapsulate(key: nodeCrypto.KeyObject): { sharedKey: Uint8Array; ciphertext: Uint8Array };
-  decapsulate(key: nodeCrypto.KeyObject, ciphertext: Uint8Array): Uint8Array;
+  encapsulate(key: NodeCrypto.KeyObject): { sharedKey: Uint8Array; ciphertext: Uint8Array };
+  decapsulate(key: NodeCrypto.KeyObject, ciphertext: Uint8Array): Uint8Array;
 }
 
 // PKCS #8 for an ML-KEM-768 expanded key (draft-ietf-lamps-kyber-certificates):
@@ -226,8 +229,11 @@ const EXPANDED_PKCS8_PREFIX = fromHex(
   "30820978020100300b060960864801650304040204820964" + "04820960",
 );
 
-function view(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+const NodeBufferClass = nodeBuiltin<typeof NodeBuffer>("node:buffer")?.Buffer;
+
+/** A Buffer over the same memory, as node:crypto's key inputs want (native only). */
+function view(bytes: Uint8Array): NodeBuffer.Buffer {
+  return NodeBufferClass!.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function copyOf(bytes: Uint8Array): Uint8Array {
@@ -236,19 +242,19 @@ function copyOf(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-function makeNativeEngine(native: NodeKem): MlKemEngine {
+function makeNativeEngine(native: NodeKem, nodeCrypto: typeof NodeCrypto): MlKemEngine {
   const keyFromSeed = (seed: Uint8Array) =>
     nodeCrypto.createPrivateKey(
       {
         key: view(seed),
         format: "raw-seed",
         asymmetricKeyType: "ml-kem-768",
-      } as unknown as nodeCrypto.PrivateKeyInput,
+      } as unknown as NodeCrypto.PrivateKeyInput,
     );
   const publicKeyFromSeed = (seed: Uint8Array) =>
     copyOf(
       nodeCrypto.createPublicKey(keyFromSeed(seed)).export(
-        { format: "raw-public" } as unknown as nodeCrypto.KeyExportOptions<"der">,
+        { format: "raw-public" } as unknown as NodeCrypto.KeyExportOptions<"der">,
       ),
     );
   return {
@@ -262,7 +268,7 @@ function makeNativeEngine(native: NodeKem): MlKemEngine {
           key: view(publicKey),
           format: "raw-public",
           asymmetricKeyType: "ml-kem-768",
-        } as unknown as nodeCrypto.PublicKeyInput,
+        } as unknown as NodeCrypto.PublicKeyInput,
       );
       const { sharedKey, ciphertext } = native.encapsulate(key);
       const result = { cipherText: copyOf(ciphertext), sharedSecret: copyOf(sharedKey) };
@@ -277,7 +283,7 @@ function makeNativeEngine(native: NodeKem): MlKemEngine {
     },
     decapsulate(cipherText, secretKey) {
       const der = concat(EXPANDED_PKCS8_PREFIX, secretKey);
-      let key: nodeCrypto.KeyObject;
+      let key: NodeCrypto.KeyObject;
       try {
         key = nodeCrypto.createPrivateKey({ key: view(der), format: "der", type: "pkcs8" });
       } finally {
@@ -309,12 +315,13 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** The native engine if the runtime has one that passes the self-test, else undefined. */
 function nativeEngineIfWorking(): MlKemEngine | undefined {
+  if (nodeCrypto === undefined) return undefined;
   const native = nodeCrypto as unknown as Partial<NodeKem>;
   if (typeof native.encapsulate !== "function" || typeof native.decapsulate !== "function") {
     return undefined;
   }
   try {
-    const engine = makeNativeEngine(native as NodeKem);
+    const engine = makeNativeEngine(native as NodeKem, nodeCrypto);
     const { seed, publicKeyDigest, rejectedSecret } = SELF_TEST;
     const publicKey = engine.publicKeyFromSeed(seed);
     if (toHex(sha3_256(publicKey)) !== publicKeyDigest) return undefined;
@@ -496,11 +503,7 @@ function native(): MlKemEngine | undefined {
 }
 
 function forcedNoble(): boolean {
-  try {
-    return process.env.SECURECHAT_CRYPTO === "noble";
-  } catch {
-    return false;
-  }
+  return environmentVariable("SECURECHAT_CRYPTO") === "noble";
 }
 
 const FORCE_NOBLE = forcedNoble();

@@ -44,11 +44,13 @@ import type { FileHandle } from "node:fs/promises";
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import process from "node:process";
-import { scrypt as nodeScrypt } from "node:crypto";
+import type * as NodeCrypto from "node:crypto";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { scryptAsync } from "@noble/hashes/scrypt.js";
 import { randomBytes } from "@noble/ciphers/utils.js";
 import { constantTimeEqual, fromBase64, fromUtf8, toBase64, utf8 } from "../core/bytes.ts";
 import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
+import { nodeBuiltin } from "../core/runtime.ts";
 import { fingerprint, parseFingerprint, PUBLIC_KEY_LENGTH } from "./fingerprint.ts";
 import {
   type Identity,
@@ -151,11 +153,15 @@ export interface IdentityFileContents {
   secretKey: Uint8Array;
 }
 
+/** The runtime's native scrypt; undefined in a browser. */
+const nativeScrypt = nodeBuiltin<typeof NodeCrypto>("node:crypto")?.scrypt;
+
 /**
  * Derives the 32-byte sealing key from a passphrase with scrypt (r = 8,
  * p = 1). Uses `node:crypto`, which runs off the main thread and is several
  * times faster than a JavaScript scrypt; the result equals
- * `@noble/hashes/scrypt.js` (a test checks this).
+ * `@noble/hashes/scrypt.js` (a test checks this), which a browser uses (it
+ * yields to the page while it works; WebCrypto has no scrypt).
  *
  * @example
  * ```ts
@@ -167,8 +173,12 @@ export function deriveSealingKey(
 ): Promise<Uint8Array> {
   const N = 2 ** logN;
   const password = utf8(passphrase.normalize("NFC"));
+  if (nativeScrypt === undefined) {
+    return scryptAsync(password, salt, { N, r: SCRYPT_R, p: SCRYPT_P, dkLen: 32 })
+      .finally(() => password.fill(0));
+  }
   return new Promise((resolve, reject) => {
-    nodeScrypt(
+    nativeScrypt(
       password,
       salt,
       32,

@@ -11,4 +11,6 @@ export * from "./fingerprint.ts";
 export * from "./identity.ts";
 export * from "./identity_file.ts";
 export * from "./safety_number.ts";
+export * from "./server_address.ts";
+export * from "./tofu.ts";
 export * from "./trust_store.ts";

@@ -22,21 +22,23 @@
  * @module
  */
 
-import { isIPv6 } from "node:net";
 import { withFileLock } from "../core/file_lock.ts";
-import { fingerprintsEqual, parseFingerprint } from "./fingerprint.ts";
+import { parseFingerprint } from "./fingerprint.ts";
+import { canonicalServerAddress } from "./server_address.ts";
+import { compareFingerprints, type TofuResult } from "./tofu.ts";
 import {
   type Line,
   lineError,
   parseFingerprintField,
   readTrustFile,
-  show,
   splitEntry,
   splitLines,
   TrustStoreError,
   writeTrustFile,
 } from "./trust_file.ts";
 
+export * from "./server_address.ts";
+export * from "./tofu.ts";
 export { TrustStoreError } from "./trust_file.ts";
 export {
   checkPeerNick,
@@ -48,102 +50,6 @@ export {
   type PeerKey,
   type RememberResult,
 } from "./known_peers.ts";
-
-/** The outcome of comparing a presented key with what the store remembers. */
-export type TofuStatus = "new" | "match" | "changed";
-
-/**
- * The result of a trust-on-first-use check. `expected` is the remembered
- * fingerprint when `status` is `"match"` or `"changed"`.
- */
-export interface TofuResult {
-  status: TofuStatus;
-  expected?: string;
-}
-
-/** A relay address split for connecting; `host` has no brackets. */
-export interface ServerAddress {
-  host: string;
-  port: number;
-}
-
-/**
- * Parses `host:port`, `[ipv6]:port` or `ipv6:port` (the last `:` separates
- * the port) and returns the host in canonical form: hostnames in lowercase
- * (IDNA to punycode), IPv4 addresses as four decimal numbers, IPv6
- * addresses compressed and lowercase (RFC 5952), without brackets. Throws a
- * `SyntaxError` saying what is wrong.
- *
- * @example
- * ```ts
- * parseServerAddress("[::1]:7878"); // { host: "::1", port: 7878 }
- * parseServerAddress("Relay.Example:7878"); // { host: "relay.example", port: 7878 }
- * ```
- */
-export function parseServerAddress(text: string): ServerAddress {
-  let host: string;
-  let portText: string;
-  const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(text);
-  if (bracketed) {
-    [, host, portText] = bracketed;
-    if (!isIPv6(host)) throw new SyntaxError(`not an IPv6 address in brackets: ${show(text)}`);
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon <= 0) throw new SyntaxError(`expected HOST:PORT, got ${show(text)}`);
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(":") && !isIPv6(host)) {
-      throw new SyntaxError(`expected HOST:PORT or [IPV6]:PORT, got ${show(text)}`);
-    }
-  }
-  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    throw new SyntaxError(`port must be a number from 1 to 65535, got ${show(portText)}`);
-  }
-  return { host: canonicalHost(host), port: Number(portText) };
-}
-
-/**
- * Formats an address in the canonical form used as the `known_servers` key:
- * `host:port`, with IPv6 addresses in brackets (`[::1]:7878`).
- *
- * @example
- * ```ts
- * formatServerAddress({ host: "::1", port: 7878 }); // "[::1]:7878"
- * ```
- */
-export function formatServerAddress({ host, port }: ServerAddress): string {
-  const canonical = canonicalHost(host);
-  return canonical.includes(":") ? `[${canonical}]:${port}` : `${canonical}:${port}`;
-}
-
-/**
- * Normalises an address given in any form {@linkcode parseServerAddress}
- * accepts to the canonical `known_servers` key.
- *
- * @example
- * ```ts
- * canonicalServerAddress("::1:7878"); // "[::1]:7878"
- * ```
- */
-export function canonicalServerAddress(text: string): string {
-  return formatServerAddress(parseServerAddress(text));
-}
-
-function canonicalHost(host: string): string {
-  if (isIPv6(host)) {
-    if (host.includes("%")) throw new SyntaxError("IPv6 zone identifiers are not supported");
-    return new URL(`http://[${host}]/`).hostname.slice(1, -1);
-  }
-  if (!/^[A-Za-z0-9._-]+$/.test(host) || host.length > 253) {
-    throw new SyntaxError(`not a host name or IP address: ${show(host)}`);
-  }
-  try {
-    // The URL parser lowercases names and rewrites IPv4 shorthands such as 127.1.
-    return new URL(`http://${host}/`).hostname;
-  } catch {
-    throw new SyntaxError(`not a host name or IP address: ${show(host)}`);
-  }
-}
 
 /**
  * Reads a trust file of one entry per key: blank and comment lines are kept
@@ -252,7 +158,7 @@ export class KnownServers {
    * ```
    */
   check(address: string, fingerprint: string): TofuResult {
-    return tofu(this.lookup(address), fingerprint);
+    return compareFingerprints(this.lookup(address), fingerprint);
   }
 
   /**
@@ -317,11 +223,6 @@ export class KnownServers {
   entries(): [string, string][] {
     return [...this.#entries].map(([address, entry]) => [address, entry.fingerprint]);
   }
-}
-
-function tofu(expected: string | undefined, presented: string): TofuResult {
-  if (expected === undefined) return { status: "new" };
-  return { status: fingerprintsEqual(expected, presented) ? "match" : "changed", expected };
 }
 
 /** Rewrites the line defining `key`, keeping its trailing comment, or appends `text`. */

@@ -5,6 +5,11 @@
  * room names, nicks, identity keys, sizes and timing (PROTOCOL.md, threat
  * model).
  *
+ * Members connect over TCP or, on the same port, over WebSocket: the first
+ * byte tells them apart (`S` of the `SECCHAT` preamble, `G` of an HTTP
+ * `GET`). Past the upgrade both are the same byte stream, under the same
+ * caps, deadline and rate limit.
+ *
  * @module
  */
 
@@ -16,7 +21,10 @@ import {
   MAX_RECORD_BYTES,
   type SecureChannel,
 } from "../transport/channel.ts";
-import { NetworkError, socketErrorText } from "../core/errors.ts";
+import { NetworkError, ProtocolError, socketErrorText } from "../core/errors.ts";
+import { type ByteStream, firstBytes, socketStream } from "../transport/byte_stream.ts";
+import { type OriginPolicy, originPolicy } from "../transport/http_upgrade.ts";
+import { acceptWebSocket } from "../transport/websocket_server.ts";
 import type { Identity } from "../identity/identity.ts";
 import { TokenBucket } from "../core/rate_limit.ts";
 import {
@@ -60,6 +68,14 @@ export interface RelayOptions {
   rateLimitPerSecond?: number;
   /** Records one connection may send at once above the sustained rate. Default 1,000. */
   rateBurst?: number;
+  /** Whether WebSocket clients (browsers) may connect on the same port. Default true. */
+  webSocket?: boolean;
+  /**
+   * Web page origins, besides the loopback ones, whose pages may connect
+   * over WebSocket (`https://chat.example`); `*` admits every page.
+   * Requests without an `Origin` (programs, not pages) are always admitted.
+   */
+  webSocketOrigins?: Iterable<string>;
   /**
    * Members in one room. Default 960, the most whose welcome record always
    * fits in one record whatever their nicks; a larger value is still capped
@@ -92,6 +108,9 @@ type RelayLimits = { -readonly [K in keyof typeof RELAY_LIMIT_DEFAULTS]: number 
 
 /** Default relay port. */
 export const DEFAULT_PORT = 7878;
+
+/** `G`, as in `GET`: the first byte of a WebSocket upgrade (a preamble starts with `S`). */
+const HTTP_GET_FIRST_BYTE = 0x47;
 
 /**
  * A connection over a cap waits until arrivals have paused this long, so
@@ -166,6 +185,8 @@ export class Relay {
   #nextMemberId = 1;
   #closing = false;
   #log: (line: string) => void;
+  /** Which pages may connect over WebSocket; undefined when WebSocket is off. */
+  #allowOrigin: OriginPolicy | undefined;
 
   private constructor(server: Server, options: RelayOptions, limits: RelayLimits) {
     this.#server = server;
@@ -173,6 +194,9 @@ export class Relay {
     this.#options = options;
     this.#limits = limits;
     this.#log = options.log ?? (() => {});
+    this.#allowOrigin = options.webSocket === false
+      ? undefined
+      : originPolicy(options.webSocketOrigins);
   }
 
   /**
@@ -425,13 +449,27 @@ export class Relay {
   async #serve(connection: Connection): Promise<void> {
     const { socket, peer } = connection;
     const started = performance.now();
+    const timeoutMs = this.#limits.handshakeTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     let channel: SecureChannel;
     try {
-      channel = await acceptHandshake({
-        socket,
-        identity: this.#identity,
-        timeoutMs: this.#limits.handshakeTimeoutMs,
+      // One deadline from the first byte read to the last handshake message, WebSocket
+      // upgrade included.
+      const handshake = this.#openStream(connection).then((stream) =>
+        acceptHandshake({
+          stream,
+          identity: this.#identity,
+          timeoutMs: Math.max(1, timeoutMs - (performance.now() - started)),
+        })
+      );
+      handshake.catch(() => {}); // It may lose the race below and fail afterwards.
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          socket.destroy();
+          reject(new ProtocolError(`handshake timed out after ${timeoutMs / 1000} s`));
+        }, timeoutMs);
       });
+      channel = await Promise.race([handshake, deadline]);
     } catch (error) {
       if (!connection.evicted && !this.#closing) {
         const after = Math.round(performance.now() - started);
@@ -439,8 +477,11 @@ export class Relay {
           `dropping ${peer}: handshake failed after ${after} ms: ${(error as Error).message}`,
         );
       }
-      socket.destroy();
+      // A refused WebSocket upgrade is ending gracefully, so the client reads why.
+      if (!socket.writableEnded) socket.destroy();
       return;
+    } finally {
+      clearTimeout(timer);
     }
     if (connection.evicted || this.#closing) {
       channel.destroy();
@@ -514,6 +555,25 @@ export class Relay {
       this.#log(`disconnected ${peer} ${channel.remoteFingerprint}${reason}`);
     };
     channel.start();
+  }
+
+  /**
+   * Reads the first bytes and returns the connection's byte stream: the
+   * socket itself, or the WebSocket it upgrades to.
+   */
+  async #openStream(connection: Connection): Promise<ByteStream> {
+    const { socket, peer } = connection;
+    const first = await firstBytes(socket);
+    if (this.#allowOrigin === undefined || first[0] !== HTTP_GET_FIRST_BYTE) {
+      return socketStream(socket, { initialBytes: first });
+    }
+    const { stream, origin } = await acceptWebSocket({
+      socket,
+      initialBytes: first,
+      allowOrigin: this.#allowOrigin,
+    });
+    this.#log(`websocket ${peer}${origin === undefined ? "" : ` origin ${origin}`}`);
+    return stream;
   }
 
   #refuse(channel: SecureChannel, code: number, message: string): void {

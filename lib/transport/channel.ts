@@ -4,16 +4,17 @@
  * `Noise_XX_25519_ChaChaPoly_SHA256` handshake, then a stream of records
  * inside Noise transport messages.
  *
- * On the socket every Noise message travels as `u16 length || message`. The
+ * It runs on any {@linkcode ByteStream}: a TCP socket, or a WebSocket whose
+ * binary messages carry the same bytes. On the stream every Noise message
+ * travels as `u16 length || message`. The
  * decrypted transport plaintexts form one byte stream of records, each
  * `u32 length || record`, so a record may span several Noise messages and
  * many small records share one. Records queued in one event-loop turn go out
- * together: one encryption per 65,519 bytes and one socket write.
+ * together: one encryption per 65,519 bytes and one stream write.
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import { concat, constantTimeEqual, utf8 } from "../core/bytes.ts";
 import {
@@ -28,6 +29,8 @@ import { cryptoBackend } from "../crypto/crypto_backend.ts";
 import type { Identity } from "../identity/identity.ts";
 import { type CipherState, generateKeyPair, HandshakeState } from "../crypto/noise.ts";
 import { PROTOCOL_VERSION } from "../core/version.ts";
+import { afterThisTurn, uninitializedBytes, unrefTimer } from "../core/runtime.ts";
+import { type ByteStream, socketStream } from "./byte_stream.ts";
 
 /** The Noise protocol name of the client–relay transport. */
 export const TRANSPORT_PROTOCOL = "Noise_XX_25519_ChaChaPoly_SHA256";
@@ -105,28 +108,26 @@ function verifyIdentityPayload(payload: Uint8Array, noiseStaticPublicKey: Uint8A
   return publicKey;
 }
 
-/** Collects socket bytes during the handshake and hands out the preamble and frames. */
+/** Collects stream bytes during the handshake and hands out the preamble and frames. */
 class HandshakeReader {
-  #socket: Socket;
+  #stream: ByteStream;
   #buffer: Uint8Array = EMPTY;
   #preambleRead = false;
   #frames = new FrameDecoder({ prefixBytes: 2, maxFrameBytes: MAX_NOISE_MESSAGE_BYTES });
   #queued: Uint8Array[] = [];
   #waiter?: { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void };
   #failure?: Error;
-  #onData = (chunk: Uint8Array) => this.#receive(chunk);
-  #onEnd = () => this.#fail(new NetworkError("connection closed during the handshake"));
-  #onError = (error: Error) =>
-    this.#fail(
-      new NetworkError(`connection failed during the handshake: ${socketErrorText(error)}`),
-    );
 
-  constructor(socket: Socket) {
-    this.#socket = socket;
-    socket.on("data", this.#onData);
-    socket.on("end", this.#onEnd);
-    socket.on("close", this.#onEnd);
-    socket.on("error", this.#onError);
+  constructor(stream: ByteStream) {
+    this.#stream = stream;
+    stream.onData = (chunk) => this.#receive(chunk);
+    stream.onClose = (error) =>
+      this.#fail(
+        error
+          ? new NetworkError(`connection failed during the handshake: ${socketErrorText(error)}`)
+          : new NetworkError("connection closed during the handshake"),
+      );
+    stream.resume();
   }
 
   #receive(chunk: Uint8Array): void {
@@ -179,17 +180,16 @@ class HandshakeReader {
    * handshake message, and the decoder, which may hold the start of the next.
    */
   detach(): { pending: Uint8Array[]; frames: FrameDecoder } {
-    this.#socket.off("data", this.#onData);
-    this.#socket.off("end", this.#onEnd);
-    this.#socket.off("close", this.#onEnd);
-    this.#socket.off("error", this.#onError);
+    this.#stream.pause();
+    this.#stream.onData = () => {};
+    this.#stream.onClose = () => {};
     return { pending: this.#queued.splice(0), frames: this.#frames };
   }
 }
 
-/** Runs `work` with a deadline; on expiry destroys the socket and throws. */
+/** Runs `work` with a deadline; on expiry destroys the stream and throws. */
 async function withDeadline<T>(
-  socket: Socket,
+  stream: ByteStream,
   timeoutMs: number,
   work: () => Promise<T>,
 ): Promise<T> {
@@ -202,7 +202,7 @@ async function withDeadline<T>(
   try {
     return await Promise.race([work(), deadline]);
   } catch (error) {
-    socket.destroy();
+    stream.destroy();
     throw error;
   } finally {
     clearTimeout(timer);
@@ -226,10 +226,24 @@ function readHandshakeMessage(handshake: HandshakeState, message: Uint8Array): U
   }
 }
 
-/** Options for {@linkcode connectHandshake}. */
-export interface ClientHandshakeOptions {
-  /** A connected socket. */
+/**
+ * Where a handshake runs: a {@linkcode ByteStream}, or a connected
+ * `node:net` socket (wrapped with {@linkcode socketStream}).
+ */
+export type HandshakeConnection = { stream: ByteStream; socket?: never } | {
   socket: Socket;
+  stream?: never;
+};
+
+function streamOf(connection: HandshakeConnection): ByteStream {
+  return connection.stream ?? socketStream(connection.socket);
+}
+
+/** Options for {@linkcode connectHandshake}. */
+export type ClientHandshakeOptions = HandshakeConnection & ClientHandshakeSettings;
+
+/** What {@linkcode connectHandshake} needs besides the connection. */
+export interface ClientHandshakeSettings {
   /** This client's identity, proved to the relay in the third message. */
   identity: Identity;
   /**
@@ -242,12 +256,12 @@ export interface ClientHandshakeOptions {
 }
 
 /**
- * Runs the client side of the handshake on a connected socket.
+ * Runs the client side of the handshake on a connected socket or stream.
  *
  * @example
  * ```ts
  * const channel = await connectHandshake({
- *   socket,
+ *   stream,
  *   identity,
  *   verifyRelay: ({ fingerprint }) => {
  *     if (fingerprint !== pinned) throw new AuthenticationError("wrong relay");
@@ -256,11 +270,12 @@ export interface ClientHandshakeOptions {
  * ```
  */
 export function connectHandshake(options: ClientHandshakeOptions): Promise<SecureChannel> {
-  const { socket, identity } = options;
-  const reader = new HandshakeReader(socket);
-  return withDeadline(socket, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
+  const { identity } = options;
+  const stream = streamOf(options);
+  const reader = new HandshakeReader(stream);
+  return withDeadline(stream, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
     const ownPreamble = encodePreamble();
-    socket.write(ownPreamble);
+    stream.write(ownPreamble);
     const relayPreamble = await reader.next();
     checkVersion(decodePreamble(relayPreamble), "the relay");
     const staticKeyPair = generateKeyPair("25519");
@@ -270,19 +285,19 @@ export function connectHandshake(options: ClientHandshakeOptions): Promise<Secur
       prologue: concat(ownPreamble, relayPreamble),
       staticKeyPair,
     });
-    socket.write(encodeFrame(handshake.writeMessage(EMPTY), 2));
+    stream.write(encodeFrame(handshake.writeMessage(EMPTY), 2));
     const relayPayload = readHandshakeMessage(handshake, await reader.next());
     const relayPublicKey = verifyIdentityPayload(relayPayload, handshake.remoteStaticPublicKey!);
     await options.verifyRelay({
       publicKey: relayPublicKey,
       fingerprint: fingerprint(relayPublicKey),
     });
-    socket.write(
+    stream.write(
       encodeFrame(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey)), 2),
     );
     const { send, receive } = handshake.split();
     return new SecureChannel({
-      socket,
+      stream,
       send,
       receive,
       remoteIdentityPublicKey: relayPublicKey,
@@ -291,10 +306,11 @@ export function connectHandshake(options: ClientHandshakeOptions): Promise<Secur
   });
 }
 
-/** Options for {@linkcode acceptHandshake}. */
-export interface RelayHandshakeOptions {
-  /** A freshly accepted socket. */
-  socket: Socket;
+/** Options for {@linkcode acceptHandshake}: a freshly accepted socket or stream, and settings. */
+export type RelayHandshakeOptions = HandshakeConnection & RelayHandshakeSettings;
+
+/** What {@linkcode acceptHandshake} needs besides the connection. */
+export interface RelayHandshakeSettings {
   /** The relay's identity. */
   identity: Identity;
   /** Deadline for the whole handshake; default {@linkcode DEFAULT_HANDSHAKE_TIMEOUT_MS}. */
@@ -302,7 +318,7 @@ export interface RelayHandshakeOptions {
 }
 
 /**
- * Runs the relay side of the handshake on an accepted socket.
+ * Runs the relay side of the handshake on an accepted socket or stream.
  *
  * @example
  * ```ts
@@ -311,11 +327,12 @@ export interface RelayHandshakeOptions {
  * ```
  */
 export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureChannel> {
-  const { socket, identity } = options;
-  const reader = new HandshakeReader(socket);
-  return withDeadline(socket, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
+  const { identity } = options;
+  const stream = streamOf(options);
+  const reader = new HandshakeReader(stream);
+  return withDeadline(stream, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
     const ownPreamble = encodePreamble();
-    socket.write(ownPreamble);
+    stream.write(ownPreamble);
     const clientPreamble = await reader.next();
     checkVersion(decodePreamble(clientPreamble), "the client");
     const staticKeyPair = generateKeyPair("25519");
@@ -327,14 +344,14 @@ export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureC
     });
     const first = readHandshakeMessage(handshake, await reader.next());
     if (first.length !== 0) throw new ProtocolError("first handshake message carries a payload");
-    socket.write(
+    stream.write(
       encodeFrame(handshake.writeMessage(identityPayload(identity, staticKeyPair.publicKey)), 2),
     );
     const clientPayload = readHandshakeMessage(handshake, await reader.next());
     const clientPublicKey = verifyIdentityPayload(clientPayload, handshake.remoteStaticPublicKey!);
     const { send, receive } = handshake.split();
     return new SecureChannel({
-      socket,
+      stream,
       send,
       receive,
       remoteIdentityPublicKey: clientPublicKey,
@@ -361,14 +378,14 @@ function plaintextScratch(length: number): Uint8Array {
 }
 
 interface SecureChannelParts {
-  socket: Socket;
+  stream: ByteStream;
   send: CipherState;
   receive: CipherState;
   remoteIdentityPublicKey: Uint8Array;
   /** Frames that arrived together with the last handshake message. */
   pending: Uint8Array[];
   /**
-   * The handshake's frame decoder: the same TCP read can end in the middle of
+   * The handshake's frame decoder: the same read can end in the middle of
    * the first transport message, and those bytes must not be lost.
    */
   frames: FrameDecoder;
@@ -395,7 +412,7 @@ export class SecureChannel {
   /** Called once when the connection is gone; with an error unless it closed cleanly. */
   onClose: (error?: Error) => void = () => {};
 
-  #socket: Socket;
+  #stream: ByteStream;
   #send: CipherState;
   #receive: CipherState;
   #frames: FrameDecoder;
@@ -411,20 +428,19 @@ export class SecureChannel {
 
   /** Internal: use the handshake functions. @example `acceptHandshake({ socket, identity })` */
   constructor(parts: SecureChannelParts) {
-    this.#socket = parts.socket;
+    this.#stream = parts.stream;
     this.#send = parts.send;
     this.#receive = parts.receive;
     this.remoteIdentityPublicKey = parts.remoteIdentityPublicKey;
     this.remoteFingerprint = fingerprint(parts.remoteIdentityPublicKey);
     this.#pending = parts.pending;
     this.#frames = parts.frames;
-    this.#socket.setNoDelay(true);
-    this.#socket.on("data", (chunk: Uint8Array) => this.#receiveBytes(chunk));
-    this.#socket.on("error", (error: Error) => {
-      this.#closeError ??= new NetworkError(socketErrorText(error));
-    });
-    this.#socket.on("close", () => this.#finish());
-    this.#socket.pause();
+    this.#stream.pause();
+    this.#stream.onData = (chunk) => this.#receiveBytes(chunk);
+    this.#stream.onClose = (error) => {
+      if (error) this.#closeError ??= new NetworkError(socketErrorText(error));
+      this.#finish();
+    };
   }
 
   /**
@@ -441,12 +457,12 @@ export class SecureChannel {
     if (this.#started) return;
     this.#started = true;
     for (const frame of this.#pending.splice(0)) this.#receiveFrame(frame);
-    if (!this.#closed) this.#socket.resume();
+    if (!this.#closed) this.#stream.resume();
   }
 
-  /** Bytes queued for the peer and not yet taken by the kernel. @example `channel.bufferedBytes` */
+  /** Bytes queued for the peer and not yet taken by the network. @example `channel.bufferedBytes` */
   get bufferedBytes(): number {
-    return this.#outgoingBytes + this.#socket.writableLength;
+    return this.#outgoingBytes + this.#stream.bufferedAmount;
   }
 
   /** Whether the connection is gone or closing. @example `if (!channel.closed) channel.send(r)` */
@@ -456,9 +472,7 @@ export class SecureChannel {
 
   /** Remote address as `host:port`, for logs. @example `channel.remoteAddress` */
   get remoteAddress(): string {
-    const host = this.#socket.remoteAddress ?? "?";
-    const shown = host.includes(":") ? `[${host}]` : host;
-    return `${shown}:${this.#socket.remotePort ?? "?"}`;
+    return this.#stream.remoteAddress;
   }
 
   /**
@@ -479,13 +493,13 @@ export class SecureChannel {
     this.#outgoingBytes += 4 + record.length;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => this.flush());
+      afterThisTurn(() => this.flush());
     }
   }
 
   /**
    * Encrypts and writes everything queued now. Returns after handing the
-   * bytes to the socket.
+   * bytes to the stream.
    *
    * @example
    * ```ts
@@ -511,7 +525,7 @@ export class SecureChannel {
     this.#outgoingBytes = 0;
     const messages = Math.ceil(total / MAX_TRANSPORT_PLAINTEXT);
     // Every byte is overwritten below, so the buffer need not be zeroed first.
-    const wire = Buffer.allocUnsafe(total + messages * 18);
+    const wire = uninitializedBytes(total + messages * 18, { pooled: true });
     let wireOffset = 0;
     for (let start = 0; start < total; start += MAX_TRANSPORT_PLAINTEXT) {
       const chunk = plaintext.subarray(start, Math.min(start + MAX_TRANSPORT_PLAINTEXT, total));
@@ -521,7 +535,7 @@ export class SecureChannel {
       wire.set(ciphertext, wireOffset + 2);
       wireOffset += 2 + ciphertext.length;
     }
-    this.#socket.write(wire);
+    this.#stream.write(wire);
   }
 
   /**
@@ -536,9 +550,9 @@ export class SecureChannel {
     if (this.closed) return;
     this.flush();
     this.#ending = true;
-    this.#socket.end();
-    // A peer that never reads must not hold the socket open forever.
-    setTimeout(() => this.#socket.destroy(), 5_000).unref();
+    this.#stream.end();
+    // A peer that never reads must not hold the connection open forever.
+    unrefTimer(setTimeout(() => this.#stream.destroy(), 5_000));
   }
 
   /**
@@ -553,7 +567,7 @@ export class SecureChannel {
     if (error) this.#closeError ??= error;
     this.#outgoing = [];
     this.#outgoingBytes = 0;
-    this.#socket.destroy();
+    this.#stream.destroy();
   }
 
   #receiveBytes(chunk: Uint8Array): void {
@@ -566,7 +580,7 @@ export class SecureChannel {
       return;
     }
     for (const frame of frames) {
-      if (this.#closed || this.#socket.destroyed) return;
+      if (this.#closed || this.#stream.closed) return;
       this.#receiveFrame(frame);
     }
   }
@@ -589,7 +603,7 @@ export class SecureChannel {
       return;
     }
     for (const record of records) {
-      if (this.#socket.destroyed) return;
+      if (this.#stream.closed) return;
       this.onRecord(record);
     }
   }

@@ -10,17 +10,13 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
+import { uninitializedBytes } from "../core/runtime.ts";
 
 /**
  * A plain Uint8Array of `length` bytes whose memory is not zeroed: frames are
- * filled from the stream before anyone reads them, and zeroing 64 KiB per
- * Noise message is a measurable share of a busy connection's CPU.
+ * filled from the stream before anyone reads them.
  */
-function uninitialized(length: number): Uint8Array {
-  const buffer = Buffer.allocUnsafeSlow(length);
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
-}
+const uninitialized = (length: number) => uninitializedBytes(length);
 
 const NO_BYTES = new Uint8Array(0);
 

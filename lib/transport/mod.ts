@@ -6,6 +6,8 @@
  * @module
  */
 
+export * from "./byte_stream.ts";
 export * from "./channel.ts";
 export * from "./framing.ts";
 export * from "./records.ts";
+export * from "./tcp.ts";
