@@ -2,14 +2,18 @@
  * The web client in a real Chromium (issue 12): pages served by the real
  * `securechat web`, relays on loopback, a terminal member started as the
  * real CLI. Two pages use two origins (127.0.0.1 and localhost), so each has
- * its own storage and identity. Screenshots of the main screens go to
- * docs/screenshots/ (shown in the README).
+ * its own storage and identity. Screenshots of the main screens go to a
+ * temporary directory, or to `$SECURECHAT_SCREENSHOTS`: run with
+ * `SECURECHAT_SCREENSHOTS=docs/screenshots` to refresh the README's images
+ * (a plain test run leaves the work tree as it was).
  */
 
 import assert from "node:assert/strict";
-import { chmod, mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import process from "node:process";
 import { connect } from "node:net";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { utf8 } from "../lib/core/bytes.ts";
@@ -30,7 +34,9 @@ import {
 } from "./support/browser.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const SHOTS = join(ROOT, "docs", "screenshots");
+const SHOTS = process.env.SECURECHAT_SCREENSHOTS
+  ? resolve(ROOT, process.env.SECURECHAT_SCREENSHOTS)
+  : await mkdtemp(join(tmpdir(), "securechat-screenshots-"));
 
 /** Sends `GET /` with the given Host header and returns the response head. */
 async function rawGet(port: number, host: string): Promise<string> {
