@@ -477,7 +477,7 @@ export class Relay {
           `dropping ${peer}: handshake failed after ${after} ms: ${(error as Error).message}`,
         );
       }
-      // A refused WebSocket upgrade is ending gracefully, so the client reads why.
+      // A refused WebSocket upgrade or preamble is ending gracefully, so the client reads why.
       if (!socket.writableEnded) socket.destroy();
       return;
     } finally {

@@ -46,6 +46,15 @@ const MAX_TRANSPORT_PLAINTEXT = MAX_NOISE_MESSAGE_BYTES - 16;
 export const MAX_RECORD_BYTES = 256 * 1024;
 /** Default deadline for a whole handshake. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * How long a client waits for the relay's preamble. A relay sends it as
+ * soon as it accepts (PROTOCOL.md, Preamble), so a server silent this long
+ * is almost certainly something else, such as a web server waiting for a
+ * request line.
+ */
+export const PREAMBLE_TIMEOUT_MS = 3_000;
+/** How long a side that refused the peer's preamble keeps reading before it drops the stream. */
+const REFUSAL_LINGER_MS = 1_000;
 
 const STATIC_BINDING_CONTEXT = utf8("securechat/2 noise static\0");
 const IDENTITY_PAYLOAD_BYTES = 32 + 64;
@@ -108,9 +117,32 @@ function verifyIdentityPayload(payload: Uint8Array, noiseStaticPublicKey: Uint8A
   return publicKey;
 }
 
+/**
+ * Bytes a peer sent where a preamble belonged, shown safely: the first line,
+ * at most 40 characters, printable ASCII as is and anything else as `\xNN`.
+ */
+function quoteAnswer(bytes: Uint8Array): string {
+  let shown = "";
+  for (const byte of bytes.subarray(0, 40)) {
+    if (byte === 0x0d || byte === 0x0a) break;
+    shown += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c
+      ? String.fromCharCode(byte)
+      : `\\x${byte.toString(16).padStart(2, "0")}`;
+  }
+  return `"${shown}"`;
+}
+
+/**
+ * An error about the peer's preamble. The side that raises it closes the
+ * connection cleanly (FIN, not reset) once its own preamble is out, so the
+ * peer can still read that preamble and name both versions.
+ */
+class PreambleError extends ProtocolError {}
+
 /** Collects stream bytes during the handshake and hands out the preamble and frames. */
 class HandshakeReader {
   #stream: ByteStream;
+  #peer: "relay" | "client";
   #buffer: Uint8Array = EMPTY;
   #preambleRead = false;
   #frames = new FrameDecoder({ prefixBytes: 2, maxFrameBytes: MAX_NOISE_MESSAGE_BYTES });
@@ -118,13 +150,19 @@ class HandshakeReader {
   #waiter?: { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void };
   #failure?: Error;
 
-  constructor(stream: ByteStream) {
+  constructor(stream: ByteStream, peer: "relay" | "client") {
     this.#stream = stream;
+    this.#peer = peer;
     stream.onData = (chunk) => this.#receive(chunk);
     stream.onClose = (error) =>
       this.#fail(
         error
           ? new NetworkError(`connection failed during the handshake: ${socketErrorText(error)}`)
+          : this.#peer === "relay" && !this.#preambleRead
+          ? new NetworkError(
+            "the server closed the connection without a securechat preamble: not a securechat " +
+              "relay, or a relay at its connection limit?",
+          )
           : new NetworkError("connection closed during the handshake"),
       );
     stream.resume();
@@ -134,6 +172,18 @@ class HandshakeReader {
     try {
       if (!this.#preambleRead) {
         this.#buffer = concat(this.#buffer, chunk);
+        // Judge the magic byte by byte: a web server's answer is known at its first byte.
+        const magic = this.#buffer.subarray(0, PREAMBLE_MAGIC.length);
+        if (!constantTimeEqual(magic, PREAMBLE_MAGIC.subarray(0, magic.length))) {
+          throw new PreambleError(
+            this.#peer === "relay"
+              ? `not a securechat relay? It answered ${quoteAnswer(this.#buffer)} instead of ` +
+                "a securechat preamble"
+              : `the client is not speaking the securechat protocol (it sent ${
+                quoteAnswer(this.#buffer)
+              })`,
+          );
+        }
         if (this.#buffer.length < PREAMBLE_BYTES) return;
         this.#preambleRead = true;
         this.#queued.push(this.#buffer.slice(0, PREAMBLE_BYTES));
@@ -202,19 +252,63 @@ async function withDeadline<T>(
   try {
     return await Promise.race([work(), deadline]);
   } catch (error) {
-    stream.destroy();
+    if (error instanceof PreambleError) closeAfterPreamble(stream);
+    else stream.destroy();
     throw error;
   } finally {
     clearTimeout(timer);
   }
 }
 
-function checkVersion(version: number, peer: string): void {
-  if (version !== PROTOCOL_VERSION) {
-    throw new ProtocolError(
-      `${peer} speaks securechat protocol ${version}, this program speaks ${PROTOCOL_VERSION}; ` +
-        "use matching versions",
+/**
+ * Ends a connection whose preamble was refused: an orderly close after what
+ * is queued (our own preamble), reading and discarding whatever still comes
+ * so that TCP does not answer it with a reset, and dropping it after a moment.
+ */
+function closeAfterPreamble(stream: ByteStream): void {
+  stream.onData = () => {};
+  stream.onClose = () => {};
+  stream.end();
+  stream.resume();
+  unrefTimer(setTimeout(() => stream.destroy(), REFUSAL_LINGER_MS));
+}
+
+function checkVersion(version: number, peer: "relay" | "client"): void {
+  if (version === PROTOCOL_VERSION) return;
+  if (peer === "client") {
+    throw new PreambleError(
+      `the client speaks securechat protocol ${version}, this relay speaks ${PROTOCOL_VERSION}`,
     );
+  }
+  const advice = version > PROTOCOL_VERSION
+    ? "upgrade securechat to talk to it"
+    : "the relay runs an older securechat; ask its operator to upgrade, or use a matching version";
+  throw new PreambleError(
+    `the relay speaks securechat protocol ${version}, this program speaks ${PROTOCOL_VERSION}: ` +
+      advice,
+  );
+}
+
+/** The relay's preamble, or a protocol error if none comes within {@linkcode PREAMBLE_TIMEOUT_MS}. */
+async function relayPreambleOf(reader: HandshakeReader, timeoutMs: number): Promise<Uint8Array> {
+  // A shorter handshake deadline says it all by itself.
+  if (timeoutMs <= PREAMBLE_TIMEOUT_MS) return await reader.next();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const wait = PREAMBLE_TIMEOUT_MS;
+  const silence = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ProtocolError(
+          `the server sent nothing for ${wait / 1000} s after accepting the connection: not a ` +
+            "securechat relay? (a relay sends its preamble at once)",
+        ),
+      );
+    }, wait);
+  });
+  try {
+    return await Promise.race([reader.next(), silence]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -272,12 +366,13 @@ export interface ClientHandshakeSettings {
 export function connectHandshake(options: ClientHandshakeOptions): Promise<SecureChannel> {
   const { identity } = options;
   const stream = streamOf(options);
-  const reader = new HandshakeReader(stream);
-  return withDeadline(stream, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
+  const reader = new HandshakeReader(stream, "relay");
+  const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  return withDeadline(stream, timeoutMs, async () => {
     const ownPreamble = encodePreamble();
     stream.write(ownPreamble);
-    const relayPreamble = await reader.next();
-    checkVersion(decodePreamble(relayPreamble), "the relay");
+    const relayPreamble = await relayPreambleOf(reader, timeoutMs);
+    checkVersion(decodePreamble(relayPreamble), "relay");
     const staticKeyPair = generateKeyPair("25519");
     const handshake = new HandshakeState({
       protocolName: TRANSPORT_PROTOCOL,
@@ -329,12 +424,12 @@ export interface RelayHandshakeSettings {
 export function acceptHandshake(options: RelayHandshakeOptions): Promise<SecureChannel> {
   const { identity } = options;
   const stream = streamOf(options);
-  const reader = new HandshakeReader(stream);
+  const reader = new HandshakeReader(stream, "client");
   return withDeadline(stream, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, async () => {
     const ownPreamble = encodePreamble();
     stream.write(ownPreamble);
     const clientPreamble = await reader.next();
-    checkVersion(decodePreamble(clientPreamble), "the client");
+    checkVersion(decodePreamble(clientPreamble), "client");
     const staticKeyPair = generateKeyPair("25519");
     const handshake = new HandshakeState({
       protocolName: TRANSPORT_PROTOCOL,
