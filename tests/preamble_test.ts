@@ -6,7 +6,8 @@
  *   relay (real HTTP servers in their own processes) say so at once instead
  *   of waiting out the handshake deadline;
  * - a relay answers a preamble of another version with its own preamble and
- *   a clean close, so the client can name both versions.
+ *   a clean close, so the client can name both versions;
+ * - a record over 262,144 bytes gets error 7 "too large" before the close.
  *
  * Set SECURECHAT_BIN to run the CLI tests against a built program.
  */
@@ -16,9 +17,10 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { concat, utf8 } from "../lib/core/bytes.ts";
 import { PROTOCOL_VERSION } from "../lib/core/version.ts";
-import { encodePreamble } from "../lib/transport/channel.ts";
+import { encodePreamble, MAX_RECORD_BYTES } from "../lib/transport/channel.ts";
+import { RelayErrorCode } from "../lib/transport/records.ts";
 import { runCli, startRelay, TempDirs } from "./support/cli_process.ts";
-import { openRaw, SocketBytes } from "./support/raw_client.ts";
+import { openRaw, RawClient, SocketBytes } from "./support/raw_client.ts";
 
 /** Runs a small server under `node` in its own process; resolves with its port and a stop function. */
 async function foreignServer(source: string): Promise<{ port: number; stop: () => void }> {
@@ -129,6 +131,51 @@ Deno.test("a relay answers another version's preamble with its own and a clean c
       "stderr",
       /not speaking the securechat protocol \(it sent "SSH-2\.0-OpenSSH_9\.6"\)/,
     );
+  } finally {
+    await relay.proc.stop();
+    dirs.cleanup();
+  }
+});
+
+Deno.test("a record over 262,144 bytes gets error 7 before the close; 262,144 bytes is not too large", async () => {
+  const dirs = new TempDirs();
+  const relay = await startRelay({ home: dirs.make("relay") });
+  try {
+    const host = "127.0.0.1";
+    const port = Number(relay.address.split(":")[1]);
+    const lengthPrefix = (length: number) => {
+      const prefix = new Uint8Array(4);
+      new DataView(prefix.buffer).setUint32(0, length);
+      return prefix;
+    };
+
+    // Over the limit: refused as soon as the length prefix is read.
+    const big = await RawClient.connect({ host, port });
+    big.sendTransport(concat(lengthPrefix(MAX_RECORD_BYTES + 1), new Uint8Array(1000)));
+    const refused = await big.recordsUntilClose();
+    assert.deepEqual(
+      refused.records.map((record) => record.type === "error" ? record.code : record.type),
+      [RelayErrorCode.tooLarge],
+    );
+    assert.equal(refused.ended.how, "end", String(refused.ended.error));
+    const error = refused.records[0] as { message: string };
+    assert.match(error.message, /too large/);
+    assert.match(error.message, /262144/);
+
+    // At the limit: read whole, then judged on its content (a publish before joining).
+    const edge = await RawClient.connect({ host, port });
+    const record = new Uint8Array(MAX_RECORD_BYTES);
+    record[0] = 0x02;
+    const stream = concat(lengthPrefix(MAX_RECORD_BYTES), record);
+    for (let start = 0; start < stream.length; start += 65519) {
+      edge.sendTransport(stream.subarray(start, start + 65519));
+    }
+    const judged = await edge.recordsUntilClose();
+    assert.deepEqual(
+      judged.records.map((record) => record.type === "error" ? record.code : record.type),
+      [RelayErrorCode.notJoined],
+    );
+    await relay.proc.waitFor("stderr", /record of 262145 bytes/);
   } finally {
     await relay.proc.stop();
     dirs.cleanup();

@@ -548,6 +548,18 @@ export class Relay {
       }
       this.#route(member, record);
     };
+    channel.onRecordTooLarge = (length) => {
+      this.#log(
+        `dropping ${peer} ${channel.remoteFingerprint}: record of ${length} bytes ` +
+          `(limit ${MAX_RECORD_BYTES})`,
+      );
+      if (member) this.#drop(member);
+      this.#refuse(
+        channel,
+        RelayErrorCode.tooLarge,
+        `too large: a record of ${length} bytes; the limit is ${MAX_RECORD_BYTES} bytes`,
+      );
+    };
     channel.onClose = (error) => {
       this.#channels.delete(channel);
       if (member) this.#leave(member);

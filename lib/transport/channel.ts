@@ -506,6 +506,13 @@ export class SecureChannel {
   onRecord: (record: Uint8Array) => void = () => {};
   /** Called once when the connection is gone; with an error unless it closed cleanly. */
   onClose: (error?: Error) => void = () => {};
+  /**
+   * Called, when set, instead of dropping the connection when the peer
+   * declares a record longer than {@linkcode MAX_RECORD_BYTES}, with the
+   * declared length. Nothing more is read from the peer after it; the
+   * handler answers (the relay sends error 7) and closes.
+   */
+  onRecordTooLarge: ((length: number) => void) | undefined;
 
   #stream: ByteStream;
   #send: CipherState;
@@ -518,6 +525,7 @@ export class SecureChannel {
   #closed = false;
   #closeError?: Error;
   #ending = false;
+  #refused = false;
   #started = false;
   #pending: Uint8Array[];
 
@@ -666,7 +674,7 @@ export class SecureChannel {
   }
 
   #receiveBytes(chunk: Uint8Array): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#refused) return;
     let frames: Uint8Array[];
     try {
       frames = this.#frames.push(chunk);
@@ -675,7 +683,7 @@ export class SecureChannel {
       return;
     }
     for (const frame of frames) {
-      if (this.#closed || this.#stream.closed) return;
+      if (this.#closed || this.#refused || this.#stream.closed) return;
       this.#receiveFrame(frame);
     }
   }
@@ -694,6 +702,12 @@ export class SecureChannel {
     try {
       records = this.#records.push(plaintext);
     } catch (error) {
+      if (error instanceof FrameTooLargeError && this.onRecordTooLarge) {
+        // Nothing in or after this transport message is acted on (none of it is acknowledged).
+        this.#refused = true;
+        this.onRecordTooLarge(error.length);
+        return;
+      }
       this.destroy(new ProtocolError((error as Error).message));
       return;
     }

@@ -22,6 +22,11 @@ const NO_BYTES = new Uint8Array(0);
 
 /** Raised when a frame's declared length exceeds the decoder's limit. */
 export class FrameTooLargeError extends Error {
+  /** The length the frame's prefix declared. */
+  readonly length: number;
+  /** The decoder's limit. */
+  readonly limit: number;
+
   /**
    * @example
    * ```ts
@@ -31,6 +36,8 @@ export class FrameTooLargeError extends Error {
   constructor(length: number, limit: number) {
     super(`frame of ${length} bytes exceeds the limit of ${limit} bytes`);
     this.name = "FrameTooLargeError";
+    this.length = length;
+    this.limit = limit;
   }
 }
 

@@ -21,6 +21,7 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { concat, utf8 } from "../../lib/core/bytes.ts";
 import { type CipherState, generateKeyPair, HandshakeState } from "../../lib/crypto/noise.ts";
 import { generateIdentity } from "../../lib/identity/identity.ts";
+import { PROTOCOL_VERSION } from "../../lib/core/version.ts";
 import { encodePreamble, TRANSPORT_PROTOCOL } from "../../lib/transport/channel.ts";
 import { FrameDecoder } from "../../lib/transport/framing.ts";
 import { decodeRecord, type RelayRecord } from "../../lib/transport/records.ts";
@@ -154,7 +155,7 @@ export class RawClient {
     const length = await bytes.take(2);
     handshake.readMessage(await bytes.take((length[0] << 8) | length[1]));
     const signature = ed25519.sign(
-      concat(utf8("securechat/1 noise static\0"), staticKeyPair.publicKey),
+      concat(utf8(`securechat/${PROTOCOL_VERSION} noise static\0`), staticKeyPair.publicKey),
       identity.secretKey,
     );
     socket.write(withLength(handshake.writeMessage(concat(identity.publicKey, signature)), 2));
