@@ -18,6 +18,7 @@
 import process from "node:process";
 import { installCrashPolicy, runCli } from "./main.ts";
 import { escapeTerminal } from "./output.ts";
+import { writeStderr } from "./stdio.ts";
 
 installCrashPolicy();
 runCli(process.argv.slice(2)).then(
@@ -27,7 +28,7 @@ runCli(process.argv.slice(2)).then(
   (error: unknown) => {
     // runCli catches everything it knows; this is the last line of defence, still one line.
     const detail = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`securechat: unexpected error: ${escapeTerminal(detail)}\n`);
+    writeStderr(`securechat: unexpected error: ${escapeTerminal(detail)}\n`);
     process.exitCode = 1;
   },
 );

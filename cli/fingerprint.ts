@@ -7,7 +7,6 @@
 
 import { Command } from "commander";
 import { resolve } from "node:path";
-import process from "node:process";
 import { fingerprint } from "../lib/identity/fingerprint.ts";
 import { IdentityFileError, readPublicKey } from "../lib/identity/identity_file.ts";
 import { parseServerAddress, type ServerAddress } from "../lib/identity/trust_store.ts";
@@ -15,6 +14,7 @@ import { fetchRelayFingerprint } from "../lib/client/client.ts";
 import { pathExists } from "../lib/core/atomic_file.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { defaultIdentityPath } from "./paths.ts";
+import { writeStderr, writeStdout } from "./stdio.ts";
 
 /**
  * Builds the `fingerprint` sub-command. It prints the fingerprint as the
@@ -33,7 +33,7 @@ export function fingerprintCommand(): Command {
     )
     .argument("[target]", "identity file, .pub file, or HOST:PORT of a relay")
     .action(async (target: string | undefined) => {
-      process.stdout.write(`${await fingerprintOf(target)}\n`);
+      writeStdout(`${await fingerprintOf(target)}\n`);
     });
 }
 
@@ -48,7 +48,7 @@ async function fingerprintOf(target: string | undefined): Promise<string> {
     const info = await readPublicKey(path);
     if (info.tooOpenMode !== undefined) {
       const octal = info.tooOpenMode.toString(8).padStart(4, "0");
-      process.stderr.write(
+      writeStderr(
         `securechat: warning: permissions ${octal} for ${path} are too open; run chmod 600 ${path}\n`,
       );
     }

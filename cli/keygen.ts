@@ -6,7 +6,6 @@
 
 import { Command } from "commander";
 import { resolve } from "node:path";
-import process from "node:process";
 import { generateIdentity } from "../lib/identity/identity.ts";
 import {
   IdentityFileError,
@@ -16,6 +15,7 @@ import {
 import { pathExists } from "../lib/core/atomic_file.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { readPassphrase } from "./passphrase.ts";
+import { writeStderr, writeStdout } from "./stdio.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
 
 /** Options of `securechat keygen`, as commander parses them. */
@@ -74,8 +74,8 @@ async function keygen(options: KeygenOptions): Promise<void> {
     }
     throw error;
   }
-  process.stdout.write(`${identity.fingerprint}\n`);
-  process.stderr.write(
+  writeStdout(`${identity.fingerprint}\n`);
+  writeStderr(
     `Wrote identity to ${path} (${passphrase === null ? "NOT encrypted" : "encrypted"}).\n` +
       `Wrote public key to ${publicPath}.\n`,
   );

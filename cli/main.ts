@@ -20,6 +20,7 @@ import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/er
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
 import { FileLockError } from "../lib/core/file_lock.ts";
+import { guardStdio, writeStderr } from "./stdio.ts";
 
 /**
  * Builds the commander program with every sub-command.
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
  * ```
  */
 export async function runCli(argv: string[]): Promise<number> {
+  guardStdio();
   try {
     await buildProgram().parseAsync(argv, { from: "user" });
     return ExitCode.ok;
@@ -71,11 +73,11 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     const known = asCliError(error);
     if (known) {
-      process.stderr.write(`securechat: ${oneLine(known.message)}\n`);
+      writeStderr(`securechat: ${oneLine(known.message)}\n`);
       return known.exitCode;
     }
     const detail = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`securechat: unexpected error: ${oneLine(detail)}\n`);
+    writeStderr(`securechat: unexpected error: ${oneLine(detail)}\n`);
     return ExitCode.failure;
   }
 }
@@ -158,5 +160,11 @@ export async function main(argv: string[]): Promise<never> {
 }
 
 function drain(stream: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolve) => stream.write("", () => resolve()));
+  return new Promise((resolve) => {
+    try {
+      stream.write("", () => resolve());
+    } catch {
+      resolve(); // Closed already: nothing left to drain.
+    }
+  });
 }

@@ -11,8 +11,8 @@
  * @module
  */
 
-import process from "node:process";
 import type { MemberInfo } from "../lib/e2e/room.ts";
+import { writeStderr, writeStdout } from "./stdio.ts";
 
 /** Kinds of notice, as the `type` field of JSON notices. */
 export type NoticeType =
@@ -140,7 +140,7 @@ export class JoinOutput {
   #json: boolean;
   #write: LineWriter = (stream, line) => {
     if (stream === "stderr") {
-      process.stderr.write(`${line}\n`);
+      writeStderr(`${line}\n`);
       return;
     }
     // One write per event-loop turn, not one per line: a burst of a thousand lines is one syscall.
@@ -160,7 +160,7 @@ export class JoinOutput {
     if (this.#stdoutLines.length === 0) return;
     const text = this.#stdoutLines.join("\n") + "\n";
     this.#stdoutLines = [];
-    process.stdout.write(text);
+    writeStdout(text);
   }
   #sink: OutputSink | undefined;
 

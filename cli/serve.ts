@@ -21,6 +21,7 @@ import {
 import { loadOrCreateIdentity } from "./identity_option.ts";
 import { positiveInteger, serverAddress } from "./options.ts";
 import { escapeTerminal } from "./output.ts";
+import { writeStderr, writeStdout } from "./stdio.ts";
 
 function parseListen(text: string): ServerAddress {
   return serverAddress(text, { allowPortZero: true });
@@ -46,7 +47,7 @@ function parseOrigin(text: string): string {
 
 function log(line: string): void {
   // Log lines carry nicks, room names and error text that came from the network.
-  process.stderr.write(`${new Date().toISOString()} ${escapeTerminal(line)}\n`);
+  writeStderr(`${new Date().toISOString()} ${escapeTerminal(line)}\n`);
 }
 
 /**
@@ -151,8 +152,8 @@ export function serveCommand(): Command {
         process.on("SIGINT", () => stop("SIGINT"));
         process.on("SIGTERM", () => stop("SIGTERM"));
       });
-      process.stdout.write(`listening on ${formatServerAddress(relay.address)}\n`);
-      process.stdout.write(`fingerprint ${relay.fingerprint}\n`);
+      writeStdout(`listening on ${formatServerAddress(relay.address)}\n`);
+      writeStdout(`fingerprint ${relay.fingerprint}\n`);
       if (allow) log(`admitting only the ${allow.size} fingerprint(s) in ${options.allow}`);
       await stopped;
     });
