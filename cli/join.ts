@@ -175,7 +175,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
             : "reconnecting failed";
           output.notice(
             "warning",
-            `${verb}: ${status.error.message}; reconnecting in ${status.retryInMs / 1000} s`,
+            `${verb}: ${status.error.message}; reconnecting in ${secondsText(status.retryInMs)} s`,
             { code: status.type },
           );
         }
@@ -504,6 +504,11 @@ class JoinSession {
 
 /** How long a leave waits for the same key to join under a new nick (a rename). */
 const RENAME_WINDOW_MS = 1_500;
+
+/** Milliseconds as seconds with at most two decimals: `370` → `"0.37"`, `2000` → `"2"`. */
+function secondsText(ms: number): string {
+  return String(Math.round(ms / 10) / 100);
+}
 
 function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;

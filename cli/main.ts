@@ -16,7 +16,12 @@ import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
 import { knownServersCommand } from "./known_servers.ts";
 import { webCommand } from "./web.ts";
-import { AuthenticationError, NetworkError, ProtocolError } from "../lib/core/errors.ts";
+import {
+  AuthenticationError,
+  NetworkError,
+  NickTakenError,
+  ProtocolError,
+} from "../lib/core/errors.ts";
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
 import { FileLockError } from "../lib/core/file_lock.ts";
@@ -95,6 +100,8 @@ function asCliError(error: unknown): CliError | undefined {
     return new CliError(error.message, ExitCode.authentication);
   }
   if (error instanceof NetworkError) return new CliError(error.message, ExitCode.network);
+  // A taken nick is the user's choice to change, not a broken peer.
+  if (error instanceof NickTakenError) return new CliError(error.message, ExitCode.usage);
   if (error instanceof ProtocolError) return new CliError(error.message, ExitCode.protocol);
   return undefined;
 }

@@ -64,7 +64,11 @@ for (const json of [false, true]) {
         const [joinStatus, headStatus] = pipeline.statuses();
         assert.equal(headStatus, 0);
         assert.equal(joinStatus, 141, pipeline.stderr());
-        assert.doesNotMatch(pipeline.stderr(), /EPIPE|Error|\n\s+at |unexpected/, pipeline.stderr());
+        assert.doesNotMatch(
+          pipeline.stderr(),
+          /EPIPE|Error|\n\s+at |unexpected/,
+          pipeline.stderr(),
+        );
         assert.match(pipeline.stdout, /^\{"type":"warning","text":"created a new identity/);
         assert.equal(pipeline.stdout.split("\n").length, 2, pipeline.stdout);
         return;

@@ -90,3 +90,66 @@ Deno.test("without reconnect a loss ends it at once and in-flight sends are not 
   assert.equal(statuses.length, 0, "no reconnection attempted");
   await assert.rejects(client.send(["too late"]));
 });
+
+Deno.test("retries back off exponentially with jitter (half to all of each delay) up to the cap", async () => {
+  const relay = await startRelay();
+  const identity = generateIdentity();
+  const statuses: ConnectionStatus[] = [];
+  let ended = false;
+  const draws = [0, 0.999, 0, 0.999, 0.5, 0, 0.999];
+  let draw = 0;
+  const client = await ReconnectingClient.start({
+    connect: (handlers) =>
+      ChatClient.connect({
+        host: "127.0.0.1",
+        port: relay.port,
+        identity,
+        room: "r",
+        nick: "alice",
+        verifyRelay: () => {},
+        ...handlers,
+      }),
+    reconnect: true,
+    initialDelayMs: 20,
+    maxDelayMs: 80,
+    random: () => draws[draw++ % draws.length],
+    onEvent: () => {},
+    onStatus: (status) => statuses.push(status),
+    onEnd: () => ended = true,
+  });
+  await relay.relay.close(); // Nothing listens any more: every retry is refused.
+  await waitFor(() => statuses.length >= 6, { what: "six statuses", timeoutMs: 5_000 });
+  await client.close();
+  const delays = statuses.map((status) => "retryInMs" in status ? status.retryInMs : -1);
+  // Nominal 20, 40, 80, 80, 80, 80 ms; each drawn from [nominal / 2, nominal].
+  assert.deepEqual(delays.slice(0, 6), [10, 40, 40, 80, 60, 40]);
+  assert.equal(statuses[0].type, "disconnected");
+  assert.ok(statuses.slice(1).every((status) => status.type === "retry-failed"));
+  assert.ok(ended);
+});
+
+Deno.test("a refused rejoin makes one retry, not two: attempts stay few and the per-address cap free", async () => {
+  const first = await startRelay();
+  const { port, identity } = first;
+  const statuses: ConnectionStatus[] = [];
+  const alice = member(port, () => identity.fingerprint, statuses);
+  const client = await alice.start;
+  await first.relay.close();
+  // The room is full when alice comes back (a transient refusal).
+  const second = await startRelay({
+    identity,
+    port,
+    maxRoomMembers: 1,
+    maxConnectionsPerAddress: 4,
+  });
+  const bob = await joinRoom({ relay: second.relay, room: "r", nick: "bob" });
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const attempts = second.logs.filter((line) => /join: room "r" is full/.test(line)).length;
+  // Delays of 25-50, 50-100, then 100-200 ms: at most about 10 attempts in a second.
+  assert.ok(attempts >= 3 && attempts <= 12, `${attempts} attempts`);
+  assert.ok(second.relay.connectionCounts().open <= 2, "retries pile up on the relay");
+  await bob.client.close();
+  await waitFor(() => statuses.some((s) => s.type === "reconnected"), { what: "rejoin" });
+  await client.close();
+  await second.relay.close();
+});

@@ -13,7 +13,12 @@ import {
   openTcpStream,
   type RelayAddress,
 } from "../transport/tcp.ts";
-import { AuthenticationError, NetworkError, ProtocolError } from "../core/errors.ts";
+import {
+  AuthenticationError,
+  NetworkError,
+  NickTakenError,
+  ProtocolError,
+} from "../core/errors.ts";
 import { generateIdentity, type Identity } from "../identity/identity.ts";
 import {
   decodeRecord,
@@ -123,6 +128,8 @@ export class ChatClient {
   #nextPublishId = 1;
   #acks = new Map<number, PendingAck>();
   #closing = false;
+  /** Set once connect() has resolved; before that, a failure belongs to connect() alone. */
+  #joined = false;
   #closed: Promise<void>;
   /** When this client last sent a direct text to each member, to report a failed one. */
   #directTextsSent = new Map<number, number>();
@@ -143,7 +150,9 @@ export class ChatClient {
         ack.reject(reason ?? new NetworkError("connection closed before the relay acknowledged"));
       }
       this.#acks.clear();
-      options.onClose?.(reason);
+      // A join that failed rejects connect(); reporting it as a lost connection too would make a
+      // reconnecting caller schedule a second retry for the same failure.
+      if (this.#joined) options.onClose?.(reason);
       markClosed();
     };
   }
@@ -202,7 +211,10 @@ export class ChatClient {
         if (error) {
           this.#channel.destroy();
           reject(error);
-        } else resolve();
+        } else {
+          this.#joined = true;
+          resolve();
+        }
       };
       const settleWhenReady = () => {
         if (welcomed && this.#session.settled) {
@@ -425,9 +437,23 @@ export class ChatClient {
   }
 }
 
+/**
+ * The error for a relay's `error` record. Only "overloaded" (a full room,
+ * the rate limit) and "shutting down" can change by themselves; every other
+ * refusal would be repeated, so it is permanent.
+ */
 function relayRefusal(code: number, message: string): Error {
   const text = `the relay refused: ${message}`;
-  if (code === RelayErrorCode.notAllowed) return new AuthenticationError(text);
-  if (code === RelayErrorCode.shuttingDown) return new NetworkError(text);
-  return new ProtocolError(text);
+  switch (code) {
+    case RelayErrorCode.notAllowed:
+      return new AuthenticationError(text);
+    case RelayErrorCode.shuttingDown:
+      return new NetworkError(text);
+    case RelayErrorCode.nickTaken:
+      return new NickTakenError(text);
+    case RelayErrorCode.overloaded:
+      return new ProtocolError(text);
+    default:
+      return new ProtocolError(text, { permanent: true });
+  }
 }

@@ -4,6 +4,15 @@
  * again (with the same relay check), rejoins with a fresh announcement and
  * sender key, and sends what was queued while it was away.
  *
+ * It stops for good, with the reason, on a permanent refusal: a different
+ * relay key, a client not on the relay's allow list, a nick that someone
+ * else took meanwhile, another protocol version, a server that is not a
+ * relay. Everything else (connection refused, a full room, a relay shutting
+ * down) is retried with exponential backoff, each delay drawn at random
+ * between half and all of its nominal value (so clients cut off together do
+ * not come back together), capped at `maxDelayMs`; there is never more than
+ * one attempt in flight.
+ *
  * Nothing is lost silently: texts queued while disconnected are sent after
  * reconnecting or rejected when the queue is full; texts that were in flight
  * when the connection dropped reject, because the relay never acknowledged
@@ -13,7 +22,7 @@
  */
 
 import type { ChatClient } from "./client.ts";
-import { AuthenticationError, NetworkError } from "../core/errors.ts";
+import { AuthenticationError, NetworkError, ProtocolError } from "../core/errors.ts";
 import type { MemberInfo, RoomEvent } from "../e2e/room.ts";
 
 /** Handlers a connection attempt must wire into the new {@linkcode ChatClient}. */
@@ -42,10 +51,27 @@ export interface ReconnectingClientOptions {
   reconnect: boolean;
   /** Texts held while disconnected, at most. Default 10,000. */
   maxQueuedTexts?: number;
-  /** First retry delay. Default 500 ms. */
+  /** First retry delay, before jitter. Default 500 ms. */
   initialDelayMs?: number;
   /** Longest retry delay. Default 10 s. */
   maxDelayMs?: number;
+  /** Random numbers in [0, 1) for the jitter; default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * Whether retrying after `error` is pointless: the relay would refuse the
+ * same way, or is not the relay it should be.
+ *
+ * @example
+ * ```ts
+ * isPermanentFailure(new NickTakenError("nick taken")); // true
+ * isPermanentFailure(new NetworkError("connection refused")); // false
+ * ```
+ */
+export function isPermanentFailure(error: Error): boolean {
+  return error instanceof AuthenticationError ||
+    (error instanceof ProtocolError && error.permanent);
 }
 
 interface QueuedSend {
@@ -126,19 +152,24 @@ export class ReconnectingClient {
   #lost(error?: Error): void {
     if (this.#closing || this.#ended) return this.#end();
     const reason = error ?? new NetworkError("the relay closed the connection");
-    if (!this.#options.reconnect) return this.#end(reason);
+    if (!this.#options.reconnect || isPermanentFailure(reason)) return this.#end(reason);
     const delay = this.#delay(0);
     this.#options.onStatus({ type: "disconnected", error: reason, retryInMs: delay });
     this.#schedule(1, delay);
   }
 
+  /** The wait before retry `attempt + 1`: nominal `initial * 2^attempt` up to the cap, jittered. */
   #delay(attempt: number): number {
     const initial = this.#options.initialDelayMs ?? 500;
     const max = this.#options.maxDelayMs ?? 10_000;
-    return Math.min(max, initial * 2 ** attempt);
+    const nominal = Math.min(max, initial * 2 ** Math.min(attempt, 30));
+    const random = this.#options.random ?? Math.random;
+    return Math.round(nominal / 2 + random() * (nominal / 2));
   }
 
   #schedule(attempt: number, delay: number): void {
+    // One chain of attempts at a time, whatever reported the failure.
+    clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#retry(attempt), delay);
   }
 
@@ -147,10 +178,10 @@ export class ReconnectingClient {
     try {
       this.#client = await this.#options.connect(this.#handlers());
     } catch (error) {
-      if (error instanceof AuthenticationError) {
-        // A different relay key now: never fall back to talking to it.
-        this.#failQueue(error);
-        return this.#end(error);
+      if (isPermanentFailure(error as Error)) {
+        // A different relay key, a refusal that would repeat: stop, and say why.
+        this.#failQueue(error as Error);
+        return this.#end(error as Error);
       }
       const delay = this.#delay(attempt);
       this.#options.onStatus({ type: "retry-failed", error: error as Error, retryInMs: delay });

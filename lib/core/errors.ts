@@ -17,10 +17,36 @@
  * ```
  */
 export class ProtocolError extends Error {
+  /**
+   * True when trying again cannot help: the peer will answer the same way
+   * (a version mismatch, a server that is not a relay, a refused join).
+   * Reconnecting clients stop instead of retrying.
+   */
+  readonly permanent: boolean;
+
   /** @example `new ProtocolError("unknown record type 0x99")` */
-  constructor(message: string) {
+  constructor(message: string, options: { permanent?: boolean } = {}) {
     super(message);
     this.name = "ProtocolError";
+    this.permanent = options.permanent ?? false;
+  }
+}
+
+/**
+ * The relay refused a join because the nick is in use in that room: a
+ * choice the user makes (exit code 2 in the CLI), and permanent for a
+ * reconnecting client.
+ *
+ * @example
+ * ```ts
+ * throw new NickTakenError('the relay refused: nick "bob" is taken in room "ops"');
+ * ```
+ */
+export class NickTakenError extends ProtocolError {
+  /** @example `new NickTakenError("nick taken")` */
+  constructor(message: string) {
+    super(message, { permanent: true });
+    this.name = "NickTakenError";
   }
 }
 

@@ -137,7 +137,11 @@ function quoteAnswer(bytes: Uint8Array): string {
  * connection cleanly (FIN, not reset) once its own preamble is out, so the
  * peer can still read that preamble and name both versions.
  */
-class PreambleError extends ProtocolError {}
+class PreambleError extends ProtocolError {
+  constructor(message: string) {
+    super(message, { permanent: true });
+  }
+}
 
 /** Collects stream bytes during the handshake and hands out the preamble and frames. */
 class HandshakeReader {
