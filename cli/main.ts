@@ -26,6 +26,7 @@ import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
 import { FileLockError } from "../lib/core/file_lock.ts";
 import { guardStdio, writeStderr } from "./stdio.ts";
+import { addHelpSections } from "./help.ts";
 
 /**
  * Builds the commander program with every sub-command.
@@ -40,10 +41,8 @@ export function buildProgram(): Command {
     .description(
       "End-to-end encrypted group chat: a relay that sees only ciphertext, and its clients.",
     )
-    .version(`securechat ${PROGRAM_VERSION} (protocol ${PROTOCOL_VERSION})`, "-V, --version")
-    .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(text) })
-    .showHelpAfterError("(run with --help for usage)");
+    .version(`securechat ${PROGRAM_VERSION} (protocol ${PROTOCOL_VERSION})`, "-V, --version");
+  usageErrorsAsOneLine(program);
   const commands = [
     keygenCommand(),
     fingerprintCommand(),
@@ -53,9 +52,24 @@ export function buildProgram(): Command {
     webCommand(),
   ];
   for (const command of commands) {
-    program.addCommand(command.exitOverride());
+    program.addCommand(usageErrorsAsOneLine(command));
   }
+  addHelpSections(program);
   return program;
+}
+
+/**
+ * Commander's usage errors ("error: unknown option '--x'") as the one-line
+ * `securechat: ...` every other error uses, with where to look for usage.
+ */
+function usageErrorsAsOneLine(command: Command): Command {
+  return command.exitOverride().configureOutput({
+    outputError: (text, write) => {
+      const path = command.parent ? `securechat ${command.name()}` : "securechat";
+      const message = oneLine(text.trim().replace(/^error: /, ""));
+      write(`securechat: ${message}; run \`${path} --help\` for usage\n`);
+    },
+  });
 }
 
 /**

@@ -90,7 +90,7 @@ function readHidden(prompt: string): Promise<string> {
       for (const character of characters) {
         if (character === "\r" || character === "\n") return finish();
         if (character === "\u0003" || (character === "\u0004" && text === "")) {
-          return finish(new CliError("passphrase entry cancelled", ExitCode.failure));
+          return finish(new CliError("passphrase entry cancelled", ExitCode.interrupted));
         }
         if (character === "\u0004") return finish();
         if (character === "\u007f" || character === "\b") {

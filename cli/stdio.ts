@@ -13,9 +13,10 @@
  */
 
 import process from "node:process";
+import { ExitCode } from "./exit_codes.ts";
 
 /** The status a shell reports for a program killed by SIGPIPE: 128 + 13. */
-export const STDOUT_CLOSED_EXIT = 141;
+export const STDOUT_CLOSED_EXIT: number = ExitCode.stdoutClosed;
 
 let guarded = false;
 
