@@ -35,7 +35,7 @@ import { positiveInteger, serverAddress } from "./options.ts";
 import { runInteractive } from "./interactive.ts";
 import { JoinOutput } from "./output.ts";
 import { keyChangedText, PeerTrust } from "./peer_trust.ts";
-import { knownPeersPath, knownServersPath } from "./paths.ts";
+import { knownPeersPath, knownServersPath, prepareHome } from "./paths.ts";
 
 /** Parsed `join` options. */
 interface JoinOptions {
@@ -98,6 +98,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   options.nick = normalizeName(options.nick ?? defaultNick());
   const nickProblem = validateNick(options.nick);
   if (nickProblem) throw new CliError(`--nick: ${nickProblem}`, ExitCode.usage);
+  await prepareHome();
   const identity = await loadOrCreateIdentity({
     path: options.identity,
     notice: (text) => output.notice("warning", text),

@@ -13,10 +13,11 @@ import {
   savePublicKeyFile,
 } from "../lib/identity/identity_file.ts";
 import { pathExists } from "../lib/core/atomic_file.ts";
+import { fsErrorText } from "../lib/core/directory.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { readPassphrase } from "./passphrase.ts";
 import { writeStderr, writeStdout } from "./stdio.ts";
-import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
+import { defaultIdentityPath, prepareHome, publicKeyPathFor } from "./paths.ts";
 
 /** Options of `securechat keygen`, as commander parses them. */
 interface KeygenOptions {
@@ -53,6 +54,7 @@ export function keygenCommand(): Command {
 }
 
 async function keygen(options: KeygenOptions): Promise<void> {
+  if (options.out === undefined) await prepareHome();
   const path = resolve(options.out ?? defaultIdentityPath());
   const force = options.force === true;
   // Check before asking for a passphrase; saveIdentity checks again atomically.
@@ -92,6 +94,6 @@ async function existsOrFail(path: string): Promise<boolean> {
   try {
     return await pathExists(path);
   } catch (error) {
-    throw new CliError(`cannot access ${path}: ${(error as Error).message}`, ExitCode.keyFile);
+    throw new CliError(`cannot use ${path}: ${fsErrorText(error)}`, ExitCode.keyFile);
   }
 }

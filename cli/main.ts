@@ -25,6 +25,7 @@ import {
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
 import { FileLockError } from "../lib/core/file_lock.ts";
+import { DirectoryError } from "../lib/core/directory.ts";
 import { guardStdio, writeStderr } from "./stdio.ts";
 import { addHelpSections } from "./help.ts";
 
@@ -106,7 +107,7 @@ function asCliError(error: unknown): CliError | undefined {
   if (error instanceof CliError) return error;
   if (
     error instanceof IdentityFileError || error instanceof TrustStoreError ||
-    error instanceof FileLockError
+    error instanceof FileLockError || error instanceof DirectoryError
   ) {
     return new CliError(error.message, ExitCode.keyFile);
   }

@@ -8,6 +8,8 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
+import { DirectoryError, ensureDirectory } from "../lib/core/directory.ts";
+import { CliError, ExitCode } from "./exit_codes.ts";
 
 /**
  * The securechat state directory, as an absolute path.
@@ -21,6 +23,28 @@ export function securechatHome(): string {
   const fromEnvironment = process.env.SECURECHAT_HOME;
   if (fromEnvironment !== undefined && fromEnvironment !== "") return resolve(fromEnvironment);
   return join(homedir(), ".config", "securechat");
+}
+
+/**
+ * Makes sure the state directory exists (creating it with mode 0700) and
+ * returns it; a path that cannot be a directory (a file, a read-only or
+ * special file system such as /proc) fails at once with exit code 3.
+ *
+ * @example
+ * ```ts
+ * const home = await prepareHome();
+ * ```
+ */
+export async function prepareHome(): Promise<string> {
+  const home = securechatHome();
+  try {
+    await ensureDirectory(home, 0o700);
+  } catch (error) {
+    if (!(error instanceof DirectoryError)) throw error;
+    const variable = process.env.SECURECHAT_HOME ? "SECURECHAT_HOME" : "the state directory";
+    throw new CliError(`${variable}: ${error.message}`, ExitCode.keyFile);
+  }
+  return home;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   type ServerAddress,
 } from "../lib/identity/trust_store.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
+import { prepareHome } from "./paths.ts";
 import { positiveInteger, serverAddress } from "./options.ts";
 import { escapeTerminal } from "./output.ts";
 import { writeStderr, writeStdout } from "./stdio.ts";
@@ -124,6 +125,7 @@ export function serveCommand(): Command {
       [] as string[],
     )
     .action(async (options) => {
+      if (options.identity === undefined) await prepareHome();
       const identity = await loadOrCreateIdentity({ path: options.identity, notice: log });
       const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
       const relay = await Relay.listen({

@@ -13,11 +13,12 @@
  * @module
  */
 
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import process from "node:process";
 import { errorCode } from "./atomic_file.ts";
+import { ensureDirectory } from "./directory.ts";
 
 /** A lock at least this old was left by a process that died: holders keep it for milliseconds. */
 export const STALE_LOCK_MS = 10_000;
@@ -123,7 +124,7 @@ export async function withFileLock<T>(
     } catch (error) {
       // The state directory may not exist yet: it is created as the file's writer would.
       if (errorCode(error) === "ENOENT" && attempt === 0) {
-        await mkdir(dirname(lockPath), { recursive: true, mode: 0o700 });
+        await ensureDirectory(dirname(lockPath), 0o700);
         continue;
       }
       if (errorCode(error) !== "EEXIST") throw error;

@@ -41,7 +41,6 @@
 
 import { open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import process from "node:process";
 import type * as NodeCrypto from "node:crypto";
@@ -51,6 +50,7 @@ import { randomBytes } from "@noble/ciphers/utils.js";
 import { constantTimeEqual, fromBase64, fromUtf8, toBase64, utf8 } from "../core/bytes.ts";
 import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
 import { nodeBuiltin } from "../core/runtime.ts";
+import { DirectoryError, ensureDirectory, fsErrorText } from "../core/directory.ts";
 import { fingerprint, parseFingerprint, PUBLIC_KEY_LENGTH } from "./fingerprint.ts";
 import {
   type Identity,
@@ -568,9 +568,16 @@ async function writeKeyFile(
   },
 ): Promise<void> {
   try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await ensureDirectory(dirname(path), 0o700);
     await writeFileAtomic(path, text, { mode, overwrite: force });
   } catch (error) {
+    if (error instanceof DirectoryError) {
+      throw new IdentityFileError({
+        path,
+        reason: "io",
+        message: `cannot write ${what} ${path}: ${error.message}`,
+      });
+    }
     if (errorCode(error) === "EEXIST") {
       throw new IdentityFileError({
         path,
@@ -581,7 +588,7 @@ async function writeKeyFile(
     throw new IdentityFileError({
       path,
       reason: "io",
-      message: `cannot write ${what} ${path}: ${(error as Error).message}`,
+      message: `cannot write ${what} ${path}: ${fsErrorText(error)}`,
     });
   }
 }
@@ -636,7 +643,7 @@ async function readSmallFile(
     throw new IdentityFileError({
       path,
       reason: "io",
-      message: `cannot read ${path}: ${(error as Error).message}`,
+      message: `cannot read ${path}: ${fsErrorText(error)}`,
     });
   } finally {
     await handle?.close().catch(() => {});

@@ -8,11 +8,12 @@
  * @module
  */
 
-import { mkdir, open } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fromUtf8 } from "../core/bytes.ts";
 import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
+import { ensureDirectory } from "../core/directory.ts";
 import { parseFingerprint } from "./fingerprint.ts";
 
 /** Trust files larger than this are refused rather than read into memory. */
@@ -164,7 +165,7 @@ export function splitLines(text: string): string[] {
  */
 export async function writeTrustFile(path: string, lines: Line[]): Promise<void> {
   try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await ensureDirectory(dirname(path), 0o700);
     await writeFileAtomic(path, lines.map((line) => `${line.text}\n`).join(""), { mode: 0o600 });
   } catch (error) {
     throw new TrustStoreError({

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -36,6 +37,33 @@ export interface SecurechatCommand {
 
 /** Repository root: this file is `<root>/tests/support/cli_command.ts`. */
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+
+/**
+ * Every way to run `securechat` that this checkout offers: the selected one
+ * (SECURECHAT_BIN, else the sources), plus the Node bundle
+ * `dist/securechat.mjs` under `node` when it has been built and is not the
+ * selected one already. For behaviour that differs between Deno and Node.
+ *
+ * @example
+ * ```ts
+ * for (const { label, command } of securechatVariants()) console.log(label, command.command);
+ * ```
+ */
+export function securechatVariants(): Array<{ label: string; command: SecurechatCommand }> {
+  const selected = securechatCommand();
+  const variants = [{
+    label: process.env.SECURECHAT_BIN ? "SECURECHAT_BIN" : "sources",
+    command: selected,
+  }];
+  const bundle = join(ROOT, "dist", "securechat.mjs");
+  if (existsSync(bundle) && !selected.args.includes(bundle)) {
+    variants.push({
+      label: "node dist/securechat.mjs",
+      command: { command: "node", args: [bundle] },
+    });
+  }
+  return variants;
+}
 
 /**
  * Returns how to run `securechat`: the executable named by `SECURECHAT_BIN`,

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { securechatCommand } from "./cli_command.ts";
+import { type SecurechatCommand, securechatCommand } from "./cli_command.ts";
 
 /** How a child ended. */
 export interface ExitStatus {
@@ -28,6 +28,8 @@ export interface StartOptions {
   input?: string;
   /** Working directory. */
   cwd?: string;
+  /** The program to run instead of the one SECURECHAT_BIN selects. */
+  command?: SecurechatCommand;
 }
 
 /**
@@ -64,7 +66,7 @@ export class CliProcess {
 
   /** Starts `securechat ARGS`. @example `CliProcess.start(["keygen"], { home })` */
   static start(args: string[], options: StartOptions): CliProcess {
-    const { command, args: lead } = securechatCommand();
+    const { command, args: lead } = options.command ?? securechatCommand();
     const child = spawn(command, [...lead, ...args], {
       cwd: options.cwd,
       env: {
