@@ -8,7 +8,11 @@
 import process from "node:process";
 import { generateIdentity, type Identity } from "../lib/identity/identity.ts";
 import { pathExists } from "../lib/core/atomic_file.ts";
-import { saveIdentity, savePublicKeyFile } from "../lib/identity/identity_file.ts";
+import {
+  IdentityFileError,
+  saveIdentity,
+  savePublicKeyFile,
+} from "../lib/identity/identity_file.ts";
 import { unlockIdentity } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
 
@@ -23,7 +27,8 @@ export interface IdentityOptions {
 /**
  * Returns the identity at `path`, or at the default path, creating the
  * latter on first use: encrypted with `SECURECHAT_PASSPHRASE` when it is set,
- * otherwise unencrypted, and says which.
+ * otherwise unencrypted, and says which. When several programs create it at
+ * the same moment, one wins and the others load its identity.
  *
  * @example
  * ```ts
@@ -35,7 +40,16 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
   if (options.path === undefined && !(await pathExists(path))) {
     const identity = generateIdentity();
     const passphrase = process.env.SECURECHAT_PASSPHRASE || null;
-    await saveIdentity({ path, identity, passphrase });
+    try {
+      // Never replaces a file: of several programs starting at once, exactly one creates it...
+      await saveIdentity({ path, identity, passphrase });
+    } catch (error) {
+      // ...and the others use the one it wrote, complete since it appears in one step.
+      if (error instanceof IdentityFileError && error.reason === "exists") {
+        return await unlockIdentity(path);
+      }
+      throw error;
+    }
     await savePublicKeyFile({
       path: publicKeyPathFor(path),
       publicKey: identity.publicKey,
