@@ -3,6 +3,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { concat, fromBase64, fromHex, toBase64, toHex, utf8 } from "../lib/core/bytes.ts";
 import { fingerprint } from "../lib/identity/fingerprint.ts";
 import {
@@ -16,6 +18,7 @@ import {
 import {
   associatedData,
   decodeIdentityFile,
+  deriveFileKeys,
   deriveSealingKey,
   encodeIdentityFile,
   formatPublicKeyFile,
@@ -24,6 +27,7 @@ import {
   loadIdentity,
   openIdentityFile,
   parsePublicKeyFile,
+  passphraseCheck,
   readPublicKey,
   saveIdentity,
   savePublicKeyFile,
@@ -178,7 +182,7 @@ Deno.test("identity file: unencrypted and encrypted round trips", async () => {
     "secretKey",
   ]);
   assert.equal(parsed.type, "securechat-identity");
-  assert.equal(parsed.version, 1);
+  assert.equal(parsed.version, 2);
   assert.equal(parsed.encryption, null);
   assert.equal(parsed.publicKey, toBase64(identity.publicKey));
   assert.equal(parsed.secretKey, toBase64(identity.secretKey));
@@ -186,9 +190,18 @@ Deno.test("identity file: unencrypted and encrypted round trips", async () => {
 
   const sealed = await encodeIdentityFile({ identity, passphrase: PASSPHRASE, logN: LOG_N });
   const s = JSON.parse(sealed);
-  assert.deepEqual(Object.keys(s.encryption), ["kdf", "logN", "r", "p", "salt", "cipher", "nonce"]);
+  assert.deepEqual(Object.keys(s.encryption), [
+    "kdf",
+    "logN",
+    "r",
+    "p",
+    "salt",
+    "cipher",
+    "nonce",
+    "check",
+  ]);
   assert.deepEqual(
-    { ...s.encryption, salt: undefined, nonce: undefined },
+    { ...s.encryption, salt: undefined, nonce: undefined, check: undefined },
     {
       kdf: "scrypt",
       logN: LOG_N,
@@ -197,8 +210,10 @@ Deno.test("identity file: unencrypted and encrypted round trips", async () => {
       salt: undefined,
       cipher: "xchacha20-poly1305",
       nonce: undefined,
+      check: undefined,
     },
   );
+  assert.equal(fromBase64(s.encryption.check).length, 16);
   assert.equal(fromBase64(s.encryption.salt).length, 16);
   assert.equal(fromBase64(s.encryption.nonce).length, 24);
   assert.equal(fromBase64(s.secretKey).length, 48);
@@ -321,27 +336,36 @@ Deno.test("identity file: wrong passphrase and tampering are refused", async () 
       bytes[index] ^= 1;
       return toBase64(bytes);
     };
-    // Each of these keeps the file well formed, so only the AEAD can catch it.
-    const edits: [string, (file: Json) => void][] = [
-      ["ciphertext byte 0", (f) => (f.secretKey = flip(f.secretKey, 0))],
-      ["ciphertext byte 31", (f) => (f.secretKey = flip(f.secretKey, 31))],
-      ["tag byte 47", (f) => (f.secretKey = flip(f.secretKey, 47))],
-      ["nonce", (f) => (f.encryption.nonce = flip(f.encryption.nonce, 5))],
-      ["salt", (f) => (f.encryption.salt = flip(f.encryption.salt, 0))],
-      ["logN", (f) => (f.encryption.logN = LOG_N + 1)],
+    // Each of these keeps the file well formed. With the right passphrase the check passes, so
+    // an edit the AEAD catches is reported as a modified file, not as a wrong passphrase...
+    const modified = /was modified or is corrupt: the passphrase is right, but the sealed secret/;
+    const edits: [string, (file: Json) => void, IdentityFileErrorReason, RegExp][] = [
+      ["ciphertext byte 0", (f) => (f.secretKey = flip(f.secretKey, 0)), "corrupt", modified],
+      ["ciphertext byte 31", (f) => (f.secretKey = flip(f.secretKey, 31)), "corrupt", modified],
+      ["tag byte 47", (f) => (f.secretKey = flip(f.secretKey, 47)), "corrupt", modified],
+      ["nonce", (f) => (f.encryption.nonce = flip(f.encryption.nonce, 5)), "corrupt", modified],
       // Same KDF input, so the key is right: only the associated data detects the swap.
-      ["swapped publicKey", (f) => (f.publicKey = toBase64(generateIdentity().publicKey))],
+      [
+        "swapped publicKey",
+        (f) => (f.publicKey = toBase64(generateIdentity().publicKey)),
+        "corrupt",
+        modified,
+      ],
+      // ...but an edit of what the check itself depends on cannot be told from a wrong passphrase.
+      ["salt", (f) => (f.encryption.salt = flip(f.encryption.salt, 0)), "passphrase", /wrong/],
+      ["logN", (f) => (f.encryption.logN = LOG_N + 1), "passphrase", /wrong passphrase/],
+      ["check", (f) => (f.encryption.check = flip(f.encryption.check, 3)), "passphrase", /wrong/],
     ];
-    for (const [label, edit] of edits) {
+    for (const [label, edit, reason, message] of edits) {
       await tamper(edit);
-      await rejectsWith(
-        loadIdentity({ path, passphrase: give(PASSPHRASE) }),
-        "passphrase",
-        /wrong passphrase/,
-      )
+      await rejectsWith(loadIdentity({ path, passphrase: give(PASSPHRASE) }), reason, message)
         .catch((error) => {
           throw new Error(`${label}: ${error.message}`);
         });
+      // A wrong passphrase on the same edited file still says so (the check fails first).
+      if (reason === "corrupt") {
+        await rejectsWith(loadIdentity({ path, passphrase: give("nope") }), "passphrase", /wrong/);
+      }
     }
   });
 });
@@ -356,9 +380,9 @@ Deno.test("identity file: unencrypted key that does not match its publicKey", as
     await rejectsWith(
       loadIdentity({ path, passphrase: never }),
       "corrupt",
-      /corrupt: the secret key does not match "publicKey"/,
+      /was modified or is corrupt: its secret key does not belong to its "publicKey"/,
     );
-    await rejectsWith(readPublicKey(path), "corrupt", /does not match/);
+    await rejectsWith(readPublicKey(path), "corrupt", /does not belong/);
   });
 });
 
@@ -403,9 +427,18 @@ Deno.test("identity file: strict decoding of corrupt files", async () => {
   corrupt(edited(sealed(), (f) => (f.encryption.extra = 1)), /unknown field "encryption.extra"/);
   corrupt(edited(plain(), (f) => (f.type = "ssh-ed25519")), /"type" is not "securechat-identity"/);
   corrupt(
-    edited(plain(), (f) => (f.version = 2)),
-    /has version 2.*reads only version 1; use a newer securechat/,
+    edited(plain(), (f) => (f.version = 3)),
+    /has version 3.*reads only versions 1 and 2; use a newer securechat/,
     "unsupported",
+  );
+  corrupt(edited(sealed(), (f) => delete f.encryption.check), /missing field "encryption.check"/);
+  corrupt(
+    edited(sealed(), (f) => (f.version = 1)),
+    /unknown field "encryption.check"/,
+  );
+  corrupt(
+    edited(sealed(), (f) => (f.encryption.check = f.encryption.check.slice(0, 8))),
+    /"encryption.check" has 6 bytes, expected 16/,
   );
   corrupt(edited(plain(), (f) => (f.version = "1")), /"version" is not an integer/);
   corrupt(edited(plain(), (f) => (f.version = 1.5)), /"version" is not an integer/);
@@ -612,9 +645,80 @@ Deno.test("identity file: the PROTOCOL.md example decrypts to RFC 8032 test key 
   assert.equal(identity.fingerprint, "o6kv-tmqc-57x2-bb5p-pvis-jnua-liox-4yhb");
   assert.equal(
     new TextDecoder().decode(
-      associatedData({ publicKey: contents.publicKey, encryption: contents.encryption! }),
+      associatedData({
+        publicKey: contents.publicKey,
+        encryption: contents.encryption!,
+        version: contents.version,
+      }),
     ),
     '["securechat-identity",1,"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=","scrypt",17,8,1,' +
       '"nnl0r/v8qAVhfjwMP8FqYQ==","xchacha20-poly1305"]',
   );
+});
+
+const PROTOCOL_V2_EXAMPLE = `{
+  "type": "securechat-identity",
+  "version": 2,
+  "publicKey": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+  "encryption": {
+    "kdf": "scrypt",
+    "logN": 17,
+    "r": 8,
+    "p": 1,
+    "salt": "Yk3X0gqY1yM7bQ8pV2cN4w==",
+    "cipher": "xchacha20-poly1305",
+    "nonce": "5Jd0oK1qFzX2mR8vT4cW7yB9nE3sL6hU",
+    "check": "6OHX3WzCu433s8gehi2bbg=="
+  },
+  "secretKey": "kqLp/eh+rnhOjsh46G5hF7/MFXcODAFmY/CpQY0YkzpmMUxVyuZ7gm24HzmKf6DP"
+}
+`;
+
+Deno.test("identity file: the PROTOCOL.md version 2 example decrypts, and its check tells a wrong passphrase from an edit", async () => {
+  const protocol = await readFile(new URL("../PROTOCOL.md", import.meta.url), "utf8");
+  assert.ok(protocol.includes(PROTOCOL_V2_EXAMPLE.trimEnd()), "PROTOCOL.md shows this example");
+  const contents = decodeIdentityFile({ text: PROTOCOL_V2_EXAMPLE, path: "example" });
+  assert.equal(contents.version, 2);
+  const identity = await openIdentityFile({
+    contents,
+    path: "example",
+    passphrase: give("example passphrase"),
+  });
+  assert.equal(toHex(identity.secretKey), toHex(RFC_SECRET));
+  const edited = { ...contents, secretKey: contents.secretKey.slice() };
+  edited.secretKey[3] ^= 0x40;
+  await rejectsWith(
+    openIdentityFile({ contents: edited, path: "example", passphrase: give("example passphrase") }),
+    "corrupt",
+    /was modified or is corrupt/,
+  );
+  await rejectsWith(
+    openIdentityFile({ contents: edited, path: "example", passphrase: give("another") }),
+    "passphrase",
+    /wrong passphrase/,
+  );
+});
+
+Deno.test("identity file keys: scrypt's first 32 of 64 bytes are the version 1 key; the check matches noble", async () => {
+  const salt = fromHex("000102030405060708090a0b0c0d0e0f");
+  for (const passphrase of [PASSPHRASE, "ünï ✓ 😀"]) {
+    const { sealingKey, checkKey } = await deriveFileKeys({ passphrase, salt, logN: LOG_N });
+    const okm = nobleScrypt(utf8(passphrase.normalize("NFC")), salt, {
+      N: 2 ** LOG_N,
+      r: 8,
+      p: 1,
+      dkLen: 64,
+    });
+    assert.equal(toHex(sealingKey), toHex(okm.subarray(0, 32)));
+    assert.equal(
+      toHex(sealingKey),
+      toHex(await deriveSealingKey({ passphrase, salt, logN: LOG_N })),
+    );
+    assert.equal(
+      toHex(passphraseCheck(checkKey)),
+      toHex(
+        hmac(sha256, okm.subarray(32), utf8("securechat identity passphrase check")).slice(0, 16),
+      ),
+    );
+  }
 });

@@ -7,7 +7,7 @@
  * ```json
  * {
  *   "type": "securechat-identity",
- *   "version": 1,
+ *   "version": 2,
  *   "publicKey": "<base64, 32 bytes>",
  *   "encryption": null,
  *   "secretKey": "<base64, the 32-byte Ed25519 seed>"
@@ -19,20 +19,25 @@
  * ```json
  * {
  *   "type": "securechat-identity",
- *   "version": 1,
+ *   "version": 2,
  *   "publicKey": "<base64, 32 bytes>",
  *   "encryption": {
  *     "kdf": "scrypt", "logN": 17, "r": 8, "p": 1, "salt": "<base64, 16 bytes>",
- *     "cipher": "xchacha20-poly1305", "nonce": "<base64, 24 bytes>"
+ *     "cipher": "xchacha20-poly1305", "nonce": "<base64, 24 bytes>",
+ *     "check": "<base64, 16 bytes>"
  *   },
  *   "secretKey": "<base64, 48 bytes: the seed sealed with XChaCha20-Poly1305>"
  * }
  * ```
  *
- * The sealing key is `scrypt(utf8(NFC(passphrase)), salt, N = 2^logN, r, p,
- * 32 bytes)`. The associated data ({@linkcode associatedData}) binds the type,
- * version, public key and every KDF parameter, so none can be altered without
- * the AEAD failing; after decryption the seed must also derive `publicKey`.
+ * scrypt(utf8(NFC(passphrase)), salt, N = 2^logN, r, p) gives 64 bytes: the
+ * first 32 are the sealing key (the same 32 bytes that version 1 files, which
+ * asked scrypt for 32, use), the last 32 key the passphrase `check`
+ * ({@linkcode passphraseCheck}), which tells a wrong passphrase from a file
+ * that was modified. The associated data ({@linkcode associatedData}) binds
+ * the type, version, public key and every KDF parameter, so none can be
+ * altered without the AEAD failing; after decryption the seed must also
+ * derive `publicKey`. Version 1 files (no `check`) are still read.
  * Reading is strict: unknown or missing fields, bad base64, wrong lengths and
  * out-of-range parameters are all refused with an {@linkcode IdentityFileError}.
  *
@@ -47,6 +52,8 @@ import type * as NodeCrypto from "node:crypto";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { scryptAsync } from "@noble/hashes/scrypt.js";
 import { randomBytes } from "@noble/ciphers/utils.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual, fromBase64, fromUtf8, toBase64, utf8 } from "../core/bytes.ts";
 import { errorCode, writeFileAtomic } from "../core/atomic_file.ts";
 import { nodeBuiltin } from "../core/runtime.ts";
@@ -61,8 +68,10 @@ import {
 
 /** The `type` field of every identity file. */
 export const IDENTITY_FILE_TYPE = "securechat-identity";
-/** The only identity file version this code reads and writes. */
-export const IDENTITY_FILE_VERSION = 1;
+/** The identity file version this code writes. */
+export const IDENTITY_FILE_VERSION = 2;
+/** Every version this code reads: 1 (no passphrase check) and 2. */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 /** The first word of a public-key file line. */
 export const PUBLIC_KEY_FILE_TAG = "securechat-ed25519";
 
@@ -82,10 +91,13 @@ const SCRYPT_P = 1;
 const SALT_LENGTH = 16;
 const NONCE_LENGTH = 24;
 const TAG_LENGTH = 16;
+const CHECK_LENGTH = 16;
+const CHECK_CONTEXT = utf8("securechat identity passphrase check");
 /** Identity and public-key files are tiny; refusing big ones bounds memory and parse time. */
 const MAX_FILE_SIZE = 64 * 1024;
 const TOP_FIELDS = ["type", "version", "publicKey", "encryption", "secretKey"];
-const ENCRYPTION_FIELDS = ["kdf", "logN", "r", "p", "salt", "cipher", "nonce"];
+const ENCRYPTION_FIELDS_V1 = ["kdf", "logN", "r", "p", "salt", "cipher", "nonce"];
+const ENCRYPTION_FIELDS_V2 = [...ENCRYPTION_FIELDS_V1, "check"];
 
 /** Why an identity or public-key file could not be used. */
 export type IdentityFileErrorReason =
@@ -142,10 +154,14 @@ export interface IdentityEncryption {
   salt: Uint8Array;
   cipher: "xchacha20-poly1305";
   nonce: Uint8Array;
+  /** Version 2: the passphrase check ({@linkcode passphraseCheck}); absent in version 1. */
+  check?: Uint8Array;
 }
 
 /** A decoded identity file whose secret key may still be sealed. */
 export interface IdentityFileContents {
+  /** The file's format version, 1 or 2. */
+  version: number;
   publicKey: Uint8Array;
   /** `null` when the secret key is stored in the clear. */
   encryption: IdentityEncryption | null;
@@ -168,8 +184,52 @@ const nativeScrypt = nodeBuiltin<typeof NodeCrypto>("node:crypto")?.scrypt;
  * const key = await deriveSealingKey({ passphrase: "correct horse", salt, logN: 17 });
  * ```
  */
-export function deriveSealingKey(
+export async function deriveSealingKey(
   { passphrase, salt, logN }: { passphrase: string; salt: Uint8Array; logN: number },
+): Promise<Uint8Array> {
+  return await scryptBytes({ passphrase, salt, logN, length: 32 });
+}
+
+/**
+ * The sealing key and the passphrase-check key in one scrypt run: 64 bytes,
+ * the first 32 equal to {@linkcode deriveSealingKey}'s (scrypt ends in
+ * PBKDF2, whose output blocks do not depend on the length asked for).
+ *
+ * @example
+ * ```ts
+ * const { sealingKey, checkKey } = await deriveFileKeys({ passphrase, salt, logN: 17 });
+ * ```
+ */
+export async function deriveFileKeys(
+  { passphrase, salt, logN }: { passphrase: string; salt: Uint8Array; logN: number },
+): Promise<{ sealingKey: Uint8Array; checkKey: Uint8Array }> {
+  const bytes = await scryptBytes({ passphrase, salt, logN, length: 64 });
+  return { sealingKey: bytes.slice(0, 32), checkKey: bytes.slice(32) };
+}
+
+/**
+ * The 16-byte passphrase check of a version 2 file:
+ * `HMAC-SHA256(checkKey, "securechat identity passphrase check")[0..16)`.
+ * It depends only on the passphrase, salt and cost, so it shows whether
+ * the passphrase is right even when the sealed key or public key was
+ * changed. It costs a guesser one scrypt per guess, as the AEAD does.
+ *
+ * @example
+ * ```ts
+ * const check = passphraseCheck(checkKey);
+ * ```
+ */
+export function passphraseCheck(checkKey: Uint8Array): Uint8Array {
+  return hmac(sha256, checkKey, CHECK_CONTEXT).slice(0, CHECK_LENGTH);
+}
+
+function scryptBytes(
+  { passphrase, salt, logN, length }: {
+    passphrase: string;
+    salt: Uint8Array;
+    logN: number;
+    length: number;
+  },
 ): Promise<Uint8Array> {
   const N = 2 ** logN;
   const password = utf8(passphrase.normalize("NFC"));
@@ -181,7 +241,7 @@ export function deriveSealingKey(
     nativeScrypt(
       password,
       salt,
-      32,
+      length,
       { N, r: SCRYPT_R, p: SCRYPT_P, maxmem: 256 * N * SCRYPT_R },
       (error, key) => {
         password.fill(0);
@@ -194,20 +254,24 @@ export function deriveSealingKey(
 
 /**
  * The AEAD associated data of an encrypted identity file: the UTF-8 bytes of
- * the JSON array `["securechat-identity",1,"<publicKey b64>","scrypt",<logN>,8,1,"<salt b64>","xchacha20-poly1305"]`
+ * the JSON array `["securechat-identity",<version>,"<publicKey b64>","scrypt",<logN>,8,1,"<salt b64>","xchacha20-poly1305"]`
  * with no whitespace.
  *
  * @example
  * ```ts
- * const ad = associatedData({ publicKey, encryption });
+ * const ad = associatedData({ publicKey, encryption, version: 2 });
  * ```
  */
 export function associatedData(
-  { publicKey, encryption }: { publicKey: Uint8Array; encryption: IdentityEncryption },
+  { publicKey, encryption, version = IDENTITY_FILE_VERSION }: {
+    publicKey: Uint8Array;
+    encryption: IdentityEncryption;
+    version?: number;
+  },
 ): Uint8Array {
   return utf8(JSON.stringify([
     IDENTITY_FILE_TYPE,
-    IDENTITY_FILE_VERSION,
+    version,
     toBase64(publicKey),
     encryption.kdf,
     encryption.logN,
@@ -252,14 +316,21 @@ export async function encodeIdentityFile(
       cipher: "xchacha20-poly1305",
       nonce: randomBytes(NONCE_LENGTH),
     };
-    const key = await deriveSealingKey({ passphrase, salt: parameters.salt, logN });
+    const { sealingKey, checkKey } = await deriveFileKeys({
+      passphrase,
+      salt: parameters.salt,
+      logN,
+    });
     const ad = associatedData({ publicKey: identity.publicKey, encryption: parameters });
-    secretKey = xchacha20poly1305(key, parameters.nonce, ad).encrypt(identity.secretKey);
-    key.fill(0);
+    secretKey = xchacha20poly1305(sealingKey, parameters.nonce, ad).encrypt(identity.secretKey);
+    const check = passphraseCheck(checkKey);
+    sealingKey.fill(0);
+    checkKey.fill(0);
     encryption = {
       ...parameters,
       salt: toBase64(parameters.salt),
       nonce: toBase64(parameters.nonce),
+      check: toBase64(check),
     };
   }
   const file = {
@@ -302,13 +373,14 @@ export function decodeIdentityFile(
   if (value.type !== IDENTITY_FILE_TYPE) {
     throw corrupt(`"type" is not "${IDENTITY_FILE_TYPE}"`);
   }
-  if (value.version !== IDENTITY_FILE_VERSION) {
-    if (Number.isInteger(value.version)) {
+  const version = value.version;
+  if (typeof version !== "number" || !READABLE_VERSIONS.includes(version)) {
+    if (Number.isInteger(version)) {
       throw new IdentityFileError({
         path,
         reason: "unsupported",
-        message: `identity file ${path} has version ${value.version}, but this securechat reads ` +
-          `only version ${IDENTITY_FILE_VERSION}; use a newer securechat`,
+        message: `identity file ${path} has version ${version}, but this securechat reads ` +
+          `only versions ${READABLE_VERSIONS.join(" and ")}; use a newer securechat`,
       });
     }
     throw corrupt(`"version" is not an integer`);
@@ -320,7 +392,12 @@ export function decodeIdentityFile(
   if (value.encryption !== null) {
     const e = value.encryption;
     if (!isPlainObject(e)) throw corrupt(`"encryption" is neither null nor an object`);
-    checkFields(e, ENCRYPTION_FIELDS, "encryption.", corrupt);
+    checkFields(
+      e,
+      version === 1 ? ENCRYPTION_FIELDS_V1 : ENCRYPTION_FIELDS_V2,
+      "encryption.",
+      corrupt,
+    );
     if (e.kdf !== "scrypt") throw corrupt(`"encryption.kdf" is not "scrypt"`);
     if (
       typeof e.logN !== "number" || !Number.isInteger(e.logN) || e.logN < MIN_SCRYPT_LOG_N ||
@@ -344,10 +421,13 @@ export function decodeIdentityFile(
       cipher: "xchacha20-poly1305",
       nonce: base64Field(e.nonce, "encryption.nonce", NONCE_LENGTH, corrupt),
     };
+    if (version !== 1) {
+      encryption.check = base64Field(e.check, "encryption.check", CHECK_LENGTH, corrupt);
+    }
   }
   const secretLength = encryption === null ? SECRET_KEY_LENGTH : SECRET_KEY_LENGTH + TAG_LENGTH;
   const secretKey = base64Field(value.secretKey, "secretKey", secretLength, corrupt);
-  return { publicKey, encryption, secretKey };
+  return { version, publicKey, encryption, secretKey };
 }
 
 /**
@@ -367,37 +447,53 @@ export async function openIdentityFile(
     passphrase: () => Promise<string>;
   },
 ): Promise<Identity> {
-  const { publicKey, encryption } = contents;
+  const { publicKey, encryption, version } = contents;
+  const wrongPassphrase = () =>
+    new IdentityFileError({
+      path,
+      reason: "passphrase",
+      message: `wrong passphrase for identity file ${path}`,
+    });
+  const modified = (detail: string) =>
+    new IdentityFileError({
+      path,
+      reason: "corrupt",
+      message: `identity file ${path} was modified or is corrupt: ${detail}; restore it from a ` +
+        "backup (or create a new identity with `securechat keygen --force`)",
+    });
   let seed = contents.secretKey;
   let opened: Uint8Array | undefined;
   if (encryption !== null) {
-    const key = await deriveSealingKey({
+    const { sealingKey, checkKey } = await deriveFileKeys({
       passphrase: await passphrase(),
       salt: encryption.salt,
       logN: encryption.logN,
     });
     try {
-      opened = xchacha20poly1305(key, encryption.nonce, associatedData({ publicKey, encryption }))
-        .decrypt(contents.secretKey);
-    } catch {
-      throw new IdentityFileError({
-        path,
-        reason: "passphrase",
-        message: `wrong passphrase for identity file ${path}`,
-      });
+      const check = passphraseCheck(checkKey);
+      if (encryption.check !== undefined && !constantTimeEqual(check, encryption.check)) {
+        throw wrongPassphrase();
+      }
+      const ad = associatedData({ publicKey, encryption, version });
+      try {
+        opened = xchacha20poly1305(sealingKey, encryption.nonce, ad).decrypt(contents.secretKey);
+      } catch {
+        // With a check the passphrase is known to be right: the sealed part was changed.
+        throw encryption.check === undefined ? wrongPassphrase() : modified(
+          "the passphrase is right, but the sealed secret key does not open (its public key, " +
+            "nonce or sealed key was changed)",
+        );
+      }
     } finally {
-      key.fill(0);
+      sealingKey.fill(0);
+      checkKey.fill(0);
     }
     seed = opened;
   }
   const identity = identityFromSecretKey(seed);
   opened?.fill(0);
   if (!constantTimeEqual(identity.publicKey, publicKey)) {
-    throw new IdentityFileError({
-      path,
-      reason: "corrupt",
-      message: `identity file ${path} is corrupt: the secret key does not match "publicKey"`,
-    });
+    throw modified(`its secret key does not belong to its "publicKey"`);
   }
   return identity;
 }
