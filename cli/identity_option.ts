@@ -13,7 +13,7 @@ import {
   saveIdentity,
   savePublicKeyFile,
 } from "../lib/identity/identity_file.ts";
-import { unlockIdentity } from "./passphrase.ts";
+import { readPassphraseFile, unlockIdentity } from "./passphrase.ts";
 import { defaultIdentityPath, publicKeyPathFor } from "./paths.ts";
 
 /** Options for {@linkcode loadOrCreateIdentity}. */
@@ -22,6 +22,8 @@ export interface IdentityOptions {
   path?: string;
   /** Receives a one-line notice when a new identity is created. */
   notice: (text: string) => void;
+  /** `--passphrase-file`: unlocks the identity, and encrypts a new one. */
+  passphraseFile?: string;
 }
 
 /**
@@ -39,14 +41,16 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
   const path = options.path ?? defaultIdentityPath();
   if (options.path === undefined && !(await pathExists(path))) {
     const identity = generateIdentity();
-    const passphrase = process.env.SECURECHAT_PASSPHRASE || null;
+    const passphrase = options.passphraseFile !== undefined
+      ? await readPassphraseFile(options.passphraseFile)
+      : process.env.SECURECHAT_PASSPHRASE || null;
     try {
       // Never replaces a file: of several programs starting at once, exactly one creates it...
       await saveIdentity({ path, identity, passphrase });
     } catch (error) {
       // ...and the others use the one it wrote, complete since it appears in one step.
       if (error instanceof IdentityFileError && error.reason === "exists") {
-        return await unlockIdentity(path);
+        return await unlockIdentity(path, { passphraseFile: options.passphraseFile });
       }
       throw error;
     }
@@ -57,12 +61,14 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
     });
     options.notice(
       `created a new identity at ${path} (${
-        passphrase
-          ? "encrypted with SECURECHAT_PASSPHRASE"
-          : "not encrypted; run `securechat keygen --force` to add a passphrase"
+        passphrase === null
+          ? "not encrypted; run `securechat passwd` to add a passphrase"
+          : options.passphraseFile !== undefined
+          ? "encrypted with the passphrase in --passphrase-file"
+          : "encrypted with SECURECHAT_PASSPHRASE"
       }); fingerprint ${identity.fingerprint}`,
     );
     return identity;
   }
-  return await unlockIdentity(path);
+  return await unlockIdentity(path, { passphraseFile: options.passphraseFile });
 }

@@ -42,6 +42,7 @@ interface JoinOptions {
   room: string;
   nick?: string;
   identity?: string;
+  passphraseFile?: string;
   serverFingerprint?: string;
   trust?: string;
   json?: boolean;
@@ -77,6 +78,7 @@ export function joinCommand(): Command {
     .option("--room <name>", "room to join", "lobby")
     .option("--nick <name>", "your nick in the room (default: $USER)")
     .option("--identity <path>", "identity file (default: created under $SECURECHAT_HOME)")
+    .option("--passphrase-file <file>", "read the identity's passphrase from the file's first line")
     .option(
       "--server-fingerprint <fp>",
       "the relay's fingerprint; anything else is refused",
@@ -101,6 +103,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   await prepareHome();
   const identity = await loadOrCreateIdentity({
     path: options.identity,
+    passphraseFile: options.passphraseFile,
     notice: (text) => output.notice("warning", text),
   });
   const trust = options.trust ? await loadFingerprintList(options.trust) : undefined;

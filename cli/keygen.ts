@@ -15,7 +15,8 @@ import {
 import { pathExists } from "../lib/core/atomic_file.ts";
 import { fsErrorText } from "../lib/core/directory.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
-import { readPassphrase } from "./passphrase.ts";
+import { readPassphrase, showProgress } from "./passphrase.ts";
+import process from "node:process";
 import { writeStderr, writeStdout } from "./stdio.ts";
 import { defaultIdentityPath, prepareHome, publicKeyPathFor } from "./paths.ts";
 
@@ -25,6 +26,7 @@ interface KeygenOptions {
   force?: boolean;
   /** False with `--no-passphrase`. */
   passphrase: boolean;
+  passphraseFile?: string;
 }
 
 /**
@@ -48,6 +50,7 @@ export function keygenCommand(): Command {
       "--no-passphrase",
       "store the secret key unencrypted (protected by file permissions only)",
     )
+    .option("--passphrase-file <file>", "read the new passphrase from the file's first line")
     .action(async (options: KeygenOptions) => {
       await keygen(options);
     });
@@ -61,10 +64,15 @@ async function keygen(options: KeygenOptions): Promise<void> {
   if (!force && await existsOrFail(path)) throw alreadyExists(path);
 
   const passphrase = options.passphrase
-    ? await readPassphrase({ prompt: `Passphrase for the new identity ${path}: `, confirm: true })
+    ? await readPassphrase({
+      prompt: `Passphrase for the new identity ${path}: `,
+      confirm: true,
+      file: options.passphraseFile,
+    })
     : null;
   const identity = generateIdentity();
   const publicPath = publicKeyPathFor(path);
+  const done = showProgress(process.stderr, passphrase === null ? "Writing" : "Encrypting");
   try {
     await saveIdentity({ path, identity, passphrase, force });
     // The .pub file is derived from the identity just written, so a stale one is always replaced.
@@ -75,6 +83,8 @@ async function keygen(options: KeygenOptions): Promise<void> {
       throw new CliError(error.message, ExitCode.keyFile);
     }
     throw error;
+  } finally {
+    done();
   }
   writeStdout(`${identity.fingerprint}\n`);
   writeStderr(

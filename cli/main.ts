@@ -16,6 +16,7 @@ import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
 import { knownServersCommand } from "./known_servers.ts";
 import { webCommand } from "./web.ts";
+import { passwdCommand } from "./passwd.ts";
 import {
   AuthenticationError,
   NetworkError,
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   usageErrorsAsOneLine(program);
   const commands = [
     keygenCommand(),
+    passwdCommand(),
     fingerprintCommand(),
     serveCommand(),
     joinCommand(),

@@ -68,6 +68,7 @@ export function serveCommand(): Command {
         .default({ host: "127.0.0.1", port: DEFAULT_PORT }, `127.0.0.1:${DEFAULT_PORT}`),
     )
     .option("--identity <path>", "relay identity file (default: created under $SECURECHAT_HOME)")
+    .option("--passphrase-file <file>", "read the identity's passphrase from the file's first line")
     .option("--allow <file>", "admit only the client fingerprints listed in this file")
     .option(
       "--handshake-timeout <seconds>",
@@ -126,7 +127,11 @@ export function serveCommand(): Command {
     )
     .action(async (options) => {
       if (options.identity === undefined) await prepareHome();
-      const identity = await loadOrCreateIdentity({ path: options.identity, notice: log });
+      const identity = await loadOrCreateIdentity({
+        path: options.identity,
+        passphraseFile: options.passphraseFile,
+        notice: log,
+      });
       const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
       const relay = await Relay.listen({
         identity,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,23 +25,22 @@ async function securechat(
   env.SECURECHAT_HOME = home;
   if (passphrase !== undefined) env.SECURECHAT_PASSPHRASE = passphrase;
   const { command, args: leading } = securechatCommand();
-  const child = new Deno.Command(command, {
-    args: [...leading, ...args],
+  // detached: a session of its own, so no controlling terminal to prompt on even when the tests
+  // run in one (a passphrase prompt falls back to /dev/tty).
+  const child = spawn(command, [...leading, ...args], {
     env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const output = { stdout: "", stderr: "" };
+  child.stdout!.setEncoding("utf8").on("data", (text: string) => output.stdout += text);
+  child.stderr!.setEncoding("utf8").on("data", (text: string) => output.stderr += text);
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const output = await child.output();
+  const code = await new Promise<number>((resolve) =>
+    child.on("close", (exitCode) => resolve(exitCode ?? -1))
+  );
   clearTimeout(timer);
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return { code, ...output };
 }
 
 /** Asserts a failure printed exactly one `securechat: ...` line and no stack trace. */
@@ -188,7 +188,11 @@ Deno.test("encrypted identity: passphrase from SECURECHAT_PASSPHRASE, wrong pass
 Deno.test("keygen refuses to prompt without a terminal and refuses an empty passphrase", async () => {
   await withHome(async (home) => {
     const noTerminal = await securechat(["keygen"], { home });
-    oneLineError(noTerminal, 2, /set SECURECHAT_PASSPHRASE or use --no-passphrase/);
+    oneLineError(
+      noTerminal,
+      2,
+      /no terminal to ask on; set SECURECHAT_PASSPHRASE, or use --passphrase-file or --no-passphrase/,
+    );
     const empty = await securechat(["keygen"], { home, passphrase: "" });
     oneLineError(empty, 2, /SECURECHAT_PASSPHRASE is empty.*--no-passphrase/);
     await assert.rejects(stat(join(home, "identity")), { code: "ENOENT" });

@@ -76,6 +76,9 @@ export class CliProcess {
         ...options.env,
       },
       stdio: ["pipe", "pipe", "pipe"],
+      // A session of its own, without a controlling terminal: a test run from a terminal must
+      // not have a child ask for a passphrase on it (passphrase.ts falls back to /dev/tty).
+      detached: true,
     });
     const running = new CliProcess(child);
     child.stdin!.on("error", () => {});
