@@ -11,7 +11,6 @@
 
 import { Command, InvalidArgumentError } from "commander";
 import process from "node:process";
-import { createInterface } from "node:readline";
 import { validateNick, validateRoom } from "../lib/e2e/announcement.ts";
 import { normalizeName } from "../lib/identity/nick.ts";
 import { utf8 } from "../lib/core/bytes.ts";
@@ -36,6 +35,7 @@ import { runInteractive } from "./interactive.ts";
 import { JoinOutput } from "./output.ts";
 import { keyChangedText, PeerTrust } from "./peer_trust.ts";
 import { knownPeersPath, knownServersPath, prepareHome } from "./paths.ts";
+import { type InputLine, LineSplitter } from "./lines.ts";
 
 /** Parsed `join` options. */
 interface JoinOptions {
@@ -48,6 +48,7 @@ interface JoinOptions {
   json?: boolean;
   stay?: boolean;
   count?: number;
+  allowInvalidUtf8?: boolean;
 }
 
 function parseFingerprintOption(text: string): string {
@@ -88,6 +89,11 @@ export function joinCommand(): Command {
     .option("--json", "print messages and notices as one JSON object per line")
     .option("--stay", "keep receiving after stdin ends")
     .option("--count <n>", "exit after receiving n messages", positiveInteger)
+    .option(
+      "--allow-invalid-utf8",
+      "send stdin lines that are not valid UTF-8 with U+FFFD in place of the bad bytes (warns " +
+        "once) instead of refusing them",
+    )
     .action((address: ServerAddress, options: JoinOptions) => runJoin(address, options));
 }
 
@@ -424,7 +430,8 @@ class JoinSession {
     const { output, options } = this.#options;
     const sends: Promise<void>[] = [];
     let unsent = 0;
-    let lineNumber = 0;
+    let notSent = 0;
+    let warnedReplaced = false;
     let batch: string[] = [];
     let flushScheduled = false;
     const flush = () => {
@@ -452,26 +459,44 @@ class JoinSession {
         ),
       );
     };
-    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-    lines.on("line", (line) => {
-      lineNumber++;
-      // A UTF-16 unit is at most 3 UTF-8 bytes: only long lines need counting.
-      const bytes = line.length * 3 <= MAX_TEXT_BYTES ? line.length : utf8(line).length;
-      if (bytes > MAX_TEXT_BYTES) {
+    const onLine = (line: InputLine) => {
+      if (!("text" in line)) {
         unsent++;
+        notSent++;
         output.notice(
           "error",
-          `line ${lineNumber} not sent: ${bytes} bytes is over the ${MAX_TEXT_BYTES}-byte message limit`,
+          `line ${line.lineNumber} not sent: not valid UTF-8 (byte ${
+            line.invalidAt + 1
+          } starts a bad sequence); ` +
+            "--allow-invalid-utf8 sends such lines with U+FFFD",
         );
         return;
       }
-      batch.push(line);
+      if (line.replaced && !warnedReplaced) {
+        warnedReplaced = true;
+        output.notice(
+          "warning",
+          `line ${line.lineNumber}: invalid UTF-8 replaced with U+FFFD (and in later lines ` +
+            "without another warning)",
+        );
+      }
+      if (line.bytes > MAX_TEXT_BYTES) {
+        unsent++;
+        notSent++;
+        output.notice(
+          "error",
+          `line ${line.lineNumber} not sent: ${line.bytes} bytes is over the ${MAX_TEXT_BYTES}-byte message limit`,
+        );
+        return;
+      }
+      batch.push(line.text);
       if (!flushScheduled) {
         flushScheduled = true;
         setImmediate(flush);
       }
-    });
-    const stdinDone = new Promise<void>((resolve) => lines.once("close", () => resolve()));
+    };
+    const lines = readStdinLines({ onLine, allowInvalid: options.allowInvalidUtf8 === true });
+    const stdinDone = lines.done;
     let signaled = false;
     const stop = () => {
       signaled = true;
@@ -499,7 +524,9 @@ class JoinSession {
     }
     if (unsent > 0) {
       throw new CliError(
-        `${unsent} line(s) were not confirmed as delivered (see above)`,
+        notSent === unsent
+          ? `${unsent} line(s) were not sent (see above)`
+          : `${unsent} line(s) were not sent or not confirmed as delivered (see above)`,
         ExitCode.undelivered,
       );
     }
@@ -512,6 +539,41 @@ const RENAME_WINDOW_MS = 1_500;
 /** Milliseconds as seconds with at most two decimals: `370` → `"0.37"`, `2000` → `"2"`. */
 function secondsText(ms: number): string {
   return String(Math.round(ms / 10) / 100);
+}
+
+/**
+ * Reads stdin as lines without decoding the stream as a whole, so each
+ * line's UTF-8 is judged on its own. `close()` stops reading; `done`
+ * resolves at the end of input (or on close).
+ */
+function readStdinLines(
+  options: { onLine: (line: InputLine) => void; allowInvalid: boolean },
+): { done: Promise<void>; close: () => void } {
+  const splitter = new LineSplitter(options);
+  const stdin = process.stdin;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => finish = resolve);
+  let closed = false;
+  const onData = (chunk: Uint8Array | string) => {
+    if (closed) return;
+    splitter.push(typeof chunk === "string" ? utf8(chunk) : chunk);
+  };
+  const onEnd = () => {
+    if (!closed) splitter.end();
+    close();
+  };
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    stdin.off("data", onData);
+    stdin.off("end", onEnd);
+    stdin.off("error", onEnd);
+    finish();
+  };
+  stdin.on("data", onData);
+  stdin.on("end", onEnd);
+  stdin.on("error", onEnd);
+  return { done, close };
 }
 
 function withinMs(work: Promise<unknown>, ms: number): Promise<void> {

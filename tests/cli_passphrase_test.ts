@@ -127,7 +127,7 @@ Deno.test({
       // A spinner ran while scrypt worked, on the same terminal, and was erased.
       const raw = await terminal.waitForRecording((text) => text.includes("Unlocking"), "progress");
       assert.match(raw, /Unlocking \S+identity [⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
-      assert.match(raw.slice(raw.lastIndexOf("Unlocking")), /\r\x1b\[2K/);
+      assert.ok(raw.slice(raw.lastIndexOf("Unlocking")).includes("\r\x1b[2K"), "not erased");
       assert.ok(!screen.some((line) => line.includes("Unlocking")), "the spinner line stayed");
     } finally {
       await server.kill();

@@ -10,7 +10,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { securechatCommand } from "./support/cli_command.ts";
-import { runCli, startRelay, TempDirs } from "./support/cli_process.ts";
+import { concat } from "../lib/core/bytes.ts";
+import { firstInvalidByte, type InputLine, LineSplitter } from "../cli/lines.ts";
+import { CliProcess, runCli, startRelay, TempDirs } from "./support/cli_process.ts";
 import { shellQuote } from "./support/tmux.ts";
 
 /** Runs `securechat ARGS </dev/null | head -n 1` in bash; resolves when the pipeline ends. */
@@ -124,4 +126,86 @@ Deno.test("fingerprint and keygen into a closed pipe end quietly too", async () 
   } finally {
     dirs.cleanup();
   }
+});
+
+Deno.test("invalid UTF-8 on stdin: the line is refused and named (exit 7); --allow-invalid-utf8 sends it with U+FFFD and warns once", async () => {
+  const dirs = new TempDirs();
+  const relay = await startRelay({ home: dirs.make("relay") });
+  try {
+    const receiver = CliProcess.start(
+      ["join", relay.address, "--room", "utf8", "--nick", "reader", "--count", "4"],
+      { home: dirs.make() },
+    );
+    await receiver.waitFor("stderr", /joined room/);
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    const input = concat(
+      bytes("ok 1\n"),
+      bytes("bad "),
+      new Uint8Array([0xff, 0xfe]),
+      bytes(" line\r\n"),
+      bytes("ok 3 ✓\n"),
+      new Uint8Array([0xc3]), // a cut-off two-byte sequence at the very end
+    );
+    const strict = await runCli(["join", relay.address, "--room", "utf8", "--nick", "strict"], {
+      home: dirs.make(),
+      input,
+    });
+    assert.equal(strict.code, 7, strict.stderr);
+    assert.match(
+      strict.stderr,
+      /^securechat: line 2 not sent: not valid UTF-8 \(byte 5 starts a bad sequence\)/m,
+    );
+    assert.match(
+      strict.stderr,
+      /^securechat: line 4 not sent: not valid UTF-8 \(byte 1 starts a bad sequence\)/m,
+    );
+    assert.match(strict.stderr, /2 line\(s\) were not sent/);
+
+    const lenient = await runCli(
+      ["join", relay.address, "--room", "utf8", "--nick", "lenient", "--allow-invalid-utf8"],
+      { home: dirs.make(), input: concat(bytes("x "), new Uint8Array([0x80]), bytes("\ny\xff\n")) },
+    );
+    assert.equal(lenient.code, 0, lenient.stderr);
+    assert.equal(lenient.stderr.match(/invalid UTF-8/g)?.length, 1, lenient.stderr);
+    assert.match(lenient.stderr, /line 1: invalid UTF-8 replaced with U\+FFFD/);
+
+    assert.equal((await receiver.wait()).code, 0, receiver.describe());
+    assert.deepEqual(receiver.stdoutLines(), [
+      "strict: ok 1",
+      "strict: ok 3 ✓",
+      "lenient: x \uFFFD",
+      "lenient: y\u00ff",
+    ]);
+  } finally {
+    await relay.proc.stop();
+    dirs.cleanup();
+  }
+});
+
+Deno.test("line splitting: any chunking, CRLF, a last line without newline; invalid UTF-8 found where it starts", () => {
+  const text = "alpha\r\nbeta ✓\n\ngamma 你好";
+  const bytes = new TextEncoder().encode(text);
+  for (const size of [1, 2, 3, 5, 7, bytes.length]) {
+    const lines: InputLine[] = [];
+    const splitter = new LineSplitter({ onLine: (line) => lines.push(line), allowInvalid: false });
+    for (let start = 0; start < bytes.length; start += size) {
+      splitter.push(bytes.slice(start, start + size));
+    }
+    splitter.end();
+    assert.deepEqual(
+      lines.map((line) => "text" in line ? line.text : null),
+      ["alpha", "beta ✓", "", "gamma 你好"],
+      `chunks of ${size}`,
+    );
+  }
+  const at = (...values: number[]) => firstInvalidByte(new Uint8Array(values));
+  assert.equal(at(0x61, 0x62), -1);
+  assert.equal(at(0xc3, 0xa9), -1, "é");
+  assert.equal(at(0x61, 0xc0, 0x80), 1, "overlong NUL");
+  assert.equal(at(0xe0, 0x80, 0x80), 0, "overlong three-byte form");
+  assert.equal(at(0xed, 0xa0, 0x80), 0, "a UTF-16 surrogate");
+  assert.equal(at(0xf4, 0x90, 0x80, 0x80), 0, "above U+10FFFF");
+  assert.equal(at(0xf0, 0x9f, 0x8e, 0x89), -1, "🎉");
+  assert.equal(at(0x61, 0x62, 0xe4, 0xbd), 2, "cut short");
+  assert.equal(at(0x80), 0, "a lone continuation byte");
 });

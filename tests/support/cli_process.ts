@@ -24,8 +24,8 @@ export interface StartOptions {
   home: string;
   /** Extra environment variables. */
   env?: Record<string, string>;
-  /** Text written to stdin, after which stdin is closed; omit to keep stdin open. */
-  input?: string;
+  /** Text or bytes written to stdin, after which stdin is closed; omit to keep stdin open. */
+  input?: string | Uint8Array;
   /** Working directory. */
   cwd?: string;
   /** The program to run instead of the one SECURECHAT_BIN selects. */
