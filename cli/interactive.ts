@@ -36,9 +36,10 @@ export type InteractiveOptions = Omit<ChatAppOptions, "terminal" | "env">;
 
 /**
  * Runs the chat screen on the process's terminal until `/quit`, Ctrl-C,
- * Ctrl-D on an empty line, SIGTERM or SIGHUP, or until the connection is
- * lost (then it rejects with the reason). The terminal is restored in every
- * case.
+ * Ctrl-D on an empty line, SIGTERM or SIGHUP, or until the room is lost for
+ * good (a permanent refusal; then it rejects with the reason). A relay
+ * restart only shows on screen while it reconnects. The terminal is
+ * restored in every case.
  *
  * @example
  * ```ts

@@ -15,7 +15,11 @@ import { validateNick, validateRoom } from "../lib/e2e/announcement.ts";
 import { normalizeName } from "../lib/identity/nick.ts";
 import { utf8 } from "../lib/core/bytes.ts";
 import { ChatClient } from "../lib/client/client.ts";
-import { type ConnectionHandlers, ReconnectingClient } from "../lib/client/reconnecting_client.ts";
+import {
+  type ConnectionHandlers,
+  type ConnectionStatus,
+  ReconnectingClient,
+} from "../lib/client/reconnecting_client.ts";
 import { MAX_TEXT_BYTES } from "../lib/e2e/content.ts";
 import { AuthenticationError, NetworkError } from "../lib/core/errors.ts";
 import { fingerprintsEqual, parseFingerprint } from "../lib/identity/fingerprint.ts";
@@ -143,9 +147,24 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
         `${client.members().length} other member(s)`,
       { room: client.room, nick: client.nick, fingerprint: identity.fingerprint },
     );
+  // The same words in line mode and on the chat screen.
+  const onStatus = (status: ConnectionStatus) => {
+    if (status.type === "reconnected") welcome(status.client, "reconnected: joined");
+    else {
+      const verb = status.type === "disconnected"
+        ? "connection to the relay lost"
+        : "reconnecting failed";
+      output.notice(
+        "warning",
+        `${verb}: ${status.error.message}; reconnecting in ${secondsText(status.retryInMs)} s`,
+        { code: status.type },
+      );
+    }
+  };
   try {
     if (interactive) {
-      // /nick and /join reconnect through here: same identity, same relay check.
+      // /nick and /join reconnect through here: same identity, same relay check. The chat
+      // screen always survives relay restarts, by the rules of line mode's --stay.
       const open = async (target: { room: string; nick: string }) => {
         const joined = new JoinSession({
           address,
@@ -155,13 +174,16 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
           peers,
           interactive,
         });
-        const client = await connect({
+        const member = await ReconnectingClient.start({
+          connect: (handlers) => connect(handlers, target),
+          reconnect: true,
           onEvent: (event) => joined.handle(event),
-          onClose: (error) => joined.connectionClosed(error),
-        }, target);
-        welcome(client, "joined");
+          onStatus,
+          onEnd: (error) => joined.connectionClosed(error),
+        });
+        welcome(member.client!, "joined");
         joined.release();
-        return { client, done: joined.done };
+        return { member, done: joined.done };
       };
       await runInteractive({
         open,
@@ -177,19 +199,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
       connect,
       reconnect: options.stay === true,
       onEvent: (event) => session.handle(event),
-      onStatus: (status) => {
-        if (status.type === "reconnected") welcome(status.client, "reconnected: joined");
-        else {
-          const verb = status.type === "disconnected"
-            ? "connection to the relay lost"
-            : "reconnecting failed";
-          output.notice(
-            "warning",
-            `${verb}: ${status.error.message}; reconnecting in ${secondsText(status.retryInMs)} s`,
-            { code: status.type },
-          );
-        }
-      },
+      onStatus,
       onEnd: (error) => session.connectionClosed(error),
     });
     welcome(member.client!, "joined");

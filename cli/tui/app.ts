@@ -11,6 +11,10 @@
  *   and nick are rejoined.
  * - `/verify NICK` shows the safety number and asks y/N; only `y` marks the
  *   member verified in `known_peers`.
+ * - When the relay goes away the membership reconnects by itself (the rules
+ *   of `join --stay`): the screen says so and the status bar shows it, while
+ *   the scrollback and the line being typed stay as they are; what is sent
+ *   meanwhile goes out once it is back.
  *
  * @module
  */
@@ -18,7 +22,6 @@
 import { utf8 } from "../../lib/core/bytes.ts";
 import { validateNick, validateRoom } from "../../lib/e2e/announcement.ts";
 import { normalizeName } from "../../lib/identity/nick.ts";
-import type { ChatClient } from "../../lib/client/client.ts";
 import { MAX_TEXT_BYTES } from "../../lib/e2e/content.ts";
 import type { MemberInfo } from "../../lib/e2e/room.ts";
 import { safetyNumber, safetyNumberRows } from "../../lib/identity/safety_number.ts";
@@ -38,9 +41,22 @@ import { ChatScreen, type Entry } from "./screen.ts";
 import { Colour, colourWanted, type Span } from "./style.ts";
 import type { Terminal } from "./terminal.ts";
 
-/** A joined room: the client and a promise that settles when the connection ends. */
+/**
+ * A room membership as the chat uses it: it survives relay restarts
+ * (`ReconnectingClient`), queueing group texts while it reconnects.
+ */
+export interface RoomMember {
+  /** False while the relay is out of reach and the member is reconnecting. */
+  readonly connected: boolean;
+  members(): MemberInfo[];
+  send(texts: string[]): Promise<number[]>;
+  sendDirect(memberId: number, text: string): void;
+  close(): Promise<void>;
+}
+
+/** A joined room: the membership and a promise that settles when it ends for good. */
 export interface RoomConnection {
-  client: ChatClient;
+  member: RoomMember;
   /** Resolves when the connection was closed on purpose, rejects when it was lost. */
   done: Promise<void>;
 }
@@ -174,14 +190,14 @@ export class ChatApp {
     }
     const connection = this.#connection;
     this.#connection = undefined;
-    if (connection) await withTimeout(connection.client.close(), CLOSE_TIMEOUT_MS);
+    if (connection) await withTimeout(connection.member.close(), CLOSE_TIMEOUT_MS);
     if (failure !== undefined) throw failure;
   }
 
   #adopt(connection: RoomConnection, target: RoomTarget): void {
     if (this.#finished) {
       // The user left while /nick or /join was connecting.
-      withTimeout(connection.client.close(), CLOSE_TIMEOUT_MS);
+      withTimeout(connection.member.close(), CLOSE_TIMEOUT_MS);
       return;
     }
     this.#connection = connection;
@@ -272,7 +288,7 @@ export class ChatApp {
   // ---- status bar and input line ----
 
   #members(): MemberInfo[] {
-    return this.#connection?.client.members() ?? [];
+    return this.#connection?.member.members() ?? [];
   }
 
   #refresh(): void {
@@ -280,6 +296,8 @@ export class ChatApp {
     status.push({ text: this.#nick });
     if (this.#connection === undefined) {
       status.push({ text: " │ connecting…", style: { bold: true } });
+    } else if (!this.#connection.member.connected) {
+      status.push({ text: " │ relay out of reach: reconnecting…", style: { bold: true } });
     } else {
       const members = this.#members();
       status.push({ text: ` │ ${members.length} other${members.length === 1 ? "" : "s"}` });
@@ -460,7 +478,10 @@ export class ChatApp {
       text: action ?? text,
       action: action !== undefined,
     }));
-    connection.client.send([text]).then(
+    if (!connection.member.connected) {
+      this.#info("reconnecting to the relay: that message goes out once it is back");
+    }
+    connection.member.send([text]).then(
       (recipients) => {
         if (recipients.every((count) => count === 0)) {
           this.#warn("nobody else is in the room: that message reached no one");
@@ -543,7 +564,7 @@ export class ChatApp {
     const member = connection && this.#member(nick);
     if (connection === undefined || member === undefined || !this.#fits(text)) return;
     try {
-      connection.client.sendDirect(member.memberId, text);
+      connection.member.sendDirect(member.memberId, text);
     } catch (error) {
       this.#error(`not sent to ${member.nick}: ${(error as Error).message}`);
       return;
@@ -638,7 +659,7 @@ export class ChatApp {
     this.#verifying = undefined;
     this.#refresh();
     (async () => {
-      await withTimeout(old.client.close(), CLOSE_TIMEOUT_MS);
+      await withTimeout(old.member.close(), CLOSE_TIMEOUT_MS);
       try {
         this.#adopt(await this.#options.open(target), target);
       } catch (error) {

@@ -126,6 +126,11 @@ export class ReconnectingClient {
     return this.#client;
   }
 
+  /** Whether a connection is up now (false while reconnecting). @example `member.connected` */
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
   /** The other members on the current connection. @example `member.members()` */
   members(): MemberInfo[] {
     return this.#client?.members() ?? [];
@@ -237,6 +242,23 @@ export class ReconnectingClient {
     }
     this.#queuedTexts += texts.length;
     return new Promise((resolve, reject) => this.#queue.push({ texts, resolve, reject }));
+  }
+
+  /**
+   * Sends a direct message on the current connection. Unlike group texts it
+   * is not queued while disconnected (the recipient's member id would not
+   * survive a rejoin): it throws {@linkcode NetworkError} then.
+   *
+   * @example
+   * ```ts
+   * member.sendDirect(bob.memberId, "just for you");
+   * ```
+   */
+  sendDirect(memberId: number, text: string): void {
+    if (this.#client === undefined) {
+      throw new NetworkError("not connected to the relay (reconnecting); try again in a moment");
+    }
+    this.#client.sendDirect(memberId, text);
   }
 
   /**
