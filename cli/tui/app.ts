@@ -38,6 +38,7 @@ import {
 } from "./format.ts";
 import { cleanPaste, type InputEvent, type Key, KeyReader } from "./keys.ts";
 import { ChatScreen, type Entry } from "./screen.ts";
+import { EnterBurst } from "./burst.ts";
 import { Colour, colourWanted, type Span } from "./style.ts";
 import type { Terminal } from "./terminal.ts";
 
@@ -116,6 +117,17 @@ export class ChatApp {
   #terminal: Terminal;
   #screen: ChatScreen;
   #editor = new LineEditor();
+  #burst = new EnterBurst({
+    newline: () => this.#editor.insert("\n"),
+    submit: () => this.#guarded(() => this.#submit()),
+    pasted: (lines) =>
+      this.#guarded(() =>
+        this.#info(
+          `pasted ${lines} lines (your terminal does not mark pastes): they are one message in ` +
+            "the input line; Enter sends it, Ctrl-U clears it",
+        )
+      ),
+  });
   #keys: KeyReader;
   #room: string;
   #nick: string;
@@ -184,6 +196,7 @@ export class ChatApp {
       failure = error;
     } finally {
       this.#keys.stop();
+      this.#burst.stop();
       this.#screen.stop();
       this.#options.output.attach(undefined);
       this.#terminal.restore();
@@ -322,21 +335,39 @@ export class ChatApp {
   }
 
   #renderInput(): void {
-    const prompt: Span[] = this.#verifying
-      ? [{
-        text: `verify ${this.#verifying.nick}? [y/N] `,
-        style: { fg: Colour.yellow, bold: true },
-      }]
-      : [{ text: `[${this.#room}] ${this.#nick}> ` }];
-    this.#screen.setInput({ prompt, text: this.#editor.text, cursor: this.#editor.cursor });
+    const verifyStyle = { fg: Colour.yellow, bold: true };
+    const [prompt, compactPrompt]: Span[][] = this.#verifying
+      ? [
+        [{ text: `verify ${this.#verifying.nick}? [y/N] `, style: verifyStyle }],
+        [{ text: "[y/N] ", style: verifyStyle }],
+      ]
+      : [[{ text: `[${this.#room}] ${this.#nick}> ` }], [{ text: `${this.#nick}> ` }]];
+    this.#screen.setInput({
+      prompt,
+      compactPrompt,
+      text: this.#editor.text,
+      cursor: this.#editor.cursor,
+    });
   }
 
   // ---- keyboard ----
 
   #onInput(event: InputEvent): void {
-    try {
+    this.#guarded(() => {
+      if (event.type === "key" && event.key.name === "return" && !event.key.meta) {
+        // Sent once no more input follows at once: otherwise it is a newline in a paste.
+        return this.#burst.enter();
+      }
+      this.#burst.other();
       if (event.type === "paste") this.#editor.insert(cleanPaste(event.text));
       else this.#onKey(event.key);
+    });
+  }
+
+  /** Runs an input handler, then redraws the input line. */
+  #guarded(handle: () => void): void {
+    try {
+      handle();
     } catch (error) {
       // A bug in one key's handling must not take the terminal down with it.
       this.#error(`internal error: ${(error as Error).message}`);

@@ -33,6 +33,12 @@ export interface Entry {
 /** What the input line shows. */
 export interface InputView {
   prompt: Span[];
+  /**
+   * A shorter prompt for narrow terminals; the prompt may take at most half
+   * the width, and when neither fits a bare `> ` is used, so the prompt is
+   * never cut into the text being typed.
+   */
+  compactPrompt?: Span[];
   text: string;
   /** UTF-16 index of the cursor in `text`. */
   cursor: number;
@@ -54,6 +60,18 @@ interface Cell {
   text: string;
   width: number;
   style?: Style;
+  /** Inside a URL, past its first character: a row that starts here is not indented. */
+  urlTail?: boolean;
+}
+
+/** What counts as a URL for wrapping: a scheme and `://`, or `www.`, up to the next space. */
+const URL_PATTERN = /\b[a-z][a-z0-9+.-]*:\/\/\S+|\bwww\.\S+/gi;
+
+/** UTF-16 ranges of the URLs in `text`. */
+function urlRanges(text: string): Array<[number, number]> {
+  return [...text.matchAll(URL_PATTERN)].map((
+    match,
+  ) => [match.index!, match.index! + match[0].length]);
 }
 
 interface WrappedEntry {
@@ -217,8 +235,13 @@ export class ChatScreen {
   }
 
   #inputRow(columns: number): { text: Span[]; cursorColumn: number } {
-    const prompt = clipSpans(this.#input.prompt, Math.max(0, Math.floor(columns / 2)));
-    const promptWidth = prompt.reduce((sum, span) => sum + textWidth(span.text), 0);
+    const half = Math.max(2, Math.floor(columns / 2));
+    const spansWidth = (spans: Span[]) =>
+      spans.reduce((sum, span) => sum + textWidth(span.text), 0);
+    const candidates = [this.#input.prompt, this.#input.compactPrompt ?? [], [{ text: "> " }]];
+    const chosen = candidates.find((spans) => spans.length > 0 && spansWidth(spans) <= half)!;
+    const prompt = clipSpans(chosen, half);
+    const promptWidth = spansWidth(prompt);
     // One column stays free for the cursor at the end of the line.
     const available = Math.max(1, columns - promptWidth - 1);
     const cells = inputCells(this.#input.text);
@@ -301,7 +324,9 @@ export function clipSpans(spans: readonly Span[], columns: number): Span[] {
 
 /**
  * Wraps an entry to `width` columns: at spaces where possible, inside a
- * word only when it is longer than a row. Rows after the first are indented.
+ * word only when it is longer than a row. Rows after the first are
+ * indented, except rows that continue a URL: those start at the first
+ * column, so that a URL copied from the screen has no spaces in it.
  *
  * @example
  * ```ts
@@ -314,14 +339,19 @@ export function wrapEntry(entry: Entry, width: number): Span[][] {
   const rows: Span[][] = [];
   entry.lines.forEach((line, lineIndex) => {
     let cells: Cell[] = [];
+    const urls = urlRanges(line.map((span) => span.text).join(""));
+    let offset = 0;
     for (const span of line) {
       for (const cluster of graphemes(span.text)) {
-        cells.push({ text: cluster, width: clusterWidth(cluster), style: span.style });
+        const urlTail = urls.some(([start, end]) => offset > start && offset < end);
+        cells.push({ text: cluster, width: clusterWidth(cluster), style: span.style, urlTail });
+        offset += cluster.length;
       }
     }
     let first = lineIndex === 0;
     do {
-      const available = Math.max(1, width - (first ? 0 : indent));
+      const rowIndent = first || cells[0]?.urlTail ? 0 : indent;
+      const available = Math.max(1, width - rowIndent);
       let used = 0;
       let cut = cells.length;
       for (let i = 0; i < cells.length; i++) {
@@ -349,7 +379,7 @@ export function wrapEntry(entry: Entry, width: number): Span[][] {
         while (rest.length > 0 && rest[0].text === " ") rest = rest.slice(1);
       }
       const spans = cellsToSpans(row);
-      rows.push(first || indent === 0 ? spans : [{ text: " ".repeat(indent) }, ...spans]);
+      rows.push(rowIndent === 0 ? spans : [{ text: " ".repeat(rowIndent) }, ...spans]);
       cells = rest;
       first = false;
     } while (cells.length > 0);

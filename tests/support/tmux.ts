@@ -181,6 +181,22 @@ export class TmuxTerminal {
     await this.#server.tmux(["paste-buffer", "-p", "-d", "-b", buffer, "-t", this.name]);
   }
 
+  /**
+   * Pastes text as a terminal without bracketed paste does: the characters
+   * arrive as if typed very fast, each newline as Enter (a carriage return).
+   *
+   * @example
+   * ```ts
+   * await t.pasteUnbracketed("line one\nline two");
+   * ```
+   */
+  async pasteUnbracketed(text: string): Promise<void> {
+    const buffer = `paste-${this.name}`;
+    await this.#server.tmux(["set-buffer", "-b", buffer, text]);
+    // Without -p tmux sends no paste markers; it turns each newline into a carriage return.
+    await this.#server.tmux(["paste-buffer", "-d", "-b", buffer, "-t", this.name]);
+  }
+
   /** The visible screen, one string per row, trailing blanks removed. @example `await t.screen()` */
   async screen(): Promise<string[]> {
     const text = await this.#server.tmux(["capture-pane", "-p", "-t", this.name]);
