@@ -28,8 +28,8 @@ import { writeStderr, writeStdout } from "./stdio.ts";
 export function fingerprintCommand(): Command {
   return new Command("fingerprint")
     .description(
-      "Print the fingerprint of an identity file (no passphrase needed), a .pub file, or the " +
-        "relay listening at HOST:PORT. Without an argument: your default identity.",
+      "print the fingerprint of an identity file (no passphrase needed), a .pub file, or the " +
+        "relay listening at HOST:PORT; without an argument, of your default identity",
     )
     .argument("[target]", "identity file, .pub file, or HOST:PORT of a relay")
     .action(async (target: string | undefined) => {

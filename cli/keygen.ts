@@ -41,8 +41,8 @@ interface KeygenOptions {
 export function keygenCommand(): Command {
   return new Command("keygen")
     .description(
-      "Create a new identity (Ed25519 key pair) and print its fingerprint. The secret key is " +
-        "encrypted with a passphrase read from SECURECHAT_PASSPHRASE or typed at the terminal.",
+      "create a new identity (Ed25519 key pair) and print its fingerprint; the secret key is " +
+        "encrypted with a passphrase from --passphrase-file, SECURECHAT_PASSPHRASE or the terminal",
     )
     .option("-o, --out <path>", "where to write the identity (default: $SECURECHAT_HOME/identity)")
     .option("-f, --force", "replace an existing identity file (the old identity is lost)")

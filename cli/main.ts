@@ -17,6 +17,7 @@ import { joinCommand } from "./join.ts";
 import { knownServersCommand } from "./known_servers.ts";
 import { webCommand } from "./web.ts";
 import { passwdCommand } from "./passwd.ts";
+import { completionsCommand, manCommand } from "./docs_commands.ts";
 import {
   AuthenticationError,
   NetworkError,
@@ -53,6 +54,8 @@ export function buildProgram(): Command {
     joinCommand(),
     knownServersCommand(),
     webCommand(),
+    completionsCommand(),
+    manCommand(),
   ];
   for (const command of commands) {
     program.addCommand(usageErrorsAsOneLine(command));

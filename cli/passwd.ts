@@ -39,8 +39,8 @@ interface PasswdOptions {
 export function passwdCommand(): Command {
   return new Command("passwd")
     .description(
-      "Change, add or remove the passphrase of an identity file, keeping the key and its " +
-        "fingerprint. The current passphrase is asked for only if there is one.",
+      "change, add or remove the passphrase of an identity file, keeping the key and its " +
+        "fingerprint; the current passphrase is asked for only if there is one",
     )
     .argument("[path]", "identity file (default: $SECURECHAT_HOME/identity)")
     .option("--no-passphrase", "remove the passphrase: store the key unencrypted")

@@ -234,7 +234,7 @@ function scryptBytes(
   const N = 2 ** logN;
   const password = utf8(passphrase.normalize("NFC"));
   if (nativeScrypt === undefined) {
-    return scryptAsync(password, salt, { N, r: SCRYPT_R, p: SCRYPT_P, dkLen: 32 })
+    return scryptAsync(password, salt, { N, r: SCRYPT_R, p: SCRYPT_P, dkLen: length })
       .finally(() => password.fill(0));
   }
   return new Promise((resolve, reject) => {

@@ -152,7 +152,8 @@ export class TmuxTerminal {
 
   /** Types text literally (no key names). @example `await t.type("/quit")` */
   async type(text: string): Promise<void> {
-    await this.#server.tmux(["send-keys", "-t", this.name, "-l", text]);
+    // "--": text that starts with a dash is text, not a flag.
+    await this.#server.tmux(["send-keys", "-t", this.name, "-l", "--", text]);
   }
 
   /** Presses keys by tmux name: `Enter`, `C-c`, `Up`, `Tab`... @example `await t.keys("Enter")` */
