@@ -21,8 +21,9 @@ import {
 import { loadOrCreateIdentity } from "./identity_option.ts";
 import { prepareHome } from "./paths.ts";
 import { positiveInteger, serverAddress } from "./options.ts";
-import { escapeTerminal } from "./output.ts";
-import { writeStderr, writeStdout } from "./stdio.ts";
+import { writeStdout } from "./stdio.ts";
+import { LOG_FORMATS, LOG_LEVELS, relayLogger } from "./relay_log.ts";
+import { isLoopback, relayMetrics, serveMetrics } from "./metrics.ts";
 
 function parseListen(text: string): ServerAddress {
   return serverAddress(text, { allowPortZero: true });
@@ -46,9 +47,15 @@ function parseOrigin(text: string): string {
   return text;
 }
 
-function log(line: string): void {
-  // Log lines carry nicks, room names and error text that came from the network.
-  writeStderr(`${new Date().toISOString()} ${escapeTerminal(line)}\n`);
+function parseMetricsAddress(text: string): ServerAddress {
+  const address = serverAddress(text, { allowPortZero: true });
+  if (!isLoopback(address.host)) {
+    throw new InvalidArgumentError(
+      `${address.host} is not a loopback address; metrics are served on 127.0.0.1 or ::1 only ` +
+        "(put a reverse proxy in front to expose them)",
+    );
+  }
+  return address;
 }
 
 /**
@@ -125,7 +132,21 @@ export function serveCommand(): Command {
       (value: string, previous: string[]) => [...previous, parseOrigin(value)],
       [] as string[],
     )
+    .addOption(
+      new Option("--log-level <level>", "log this level and the more important ones")
+        .choices(LOG_LEVELS).default("info"),
+    )
+    .addOption(
+      new Option("--log-format <format>", "text lines, or one JSON object per line")
+        .choices(LOG_FORMATS).default("text"),
+    )
+    .option(
+      "--metrics <host:port>",
+      "serve Prometheus metrics at http://HOST:PORT/metrics (a loopback address; port 0 picks one)",
+      parseMetricsAddress,
+    )
     .action(async (options) => {
+      const log = relayLogger({ level: options.logLevel, format: options.logFormat });
       if (options.identity === undefined) await prepareHome();
       const identity = await loadOrCreateIdentity({
         path: options.identity,
@@ -133,7 +154,10 @@ export function serveCommand(): Command {
         notice: log,
       });
       const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
-      const relay = await Relay.listen({
+      let relay: Relay | undefined = undefined;
+      const metrics = options.metrics ? relayMetrics(() => relay!.stats()) : undefined;
+      relay = await Relay.listen({
+        observer: metrics?.observer,
         identity,
         host: options.listen.host,
         port: options.listen.port,
@@ -150,17 +174,24 @@ export function serveCommand(): Command {
         webSocket: options.websocket,
         webSocketOrigins: options.wsOrigin,
       });
+      const listening = relay;
+      const metricsServer = metrics
+        ? await serveMetrics(metrics.registry, options.metrics)
+        : undefined;
       // Handlers go in before the address is printed: whoever reads it may signal at once.
       const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log(`${signal}: shutting down`);
-          relay.close().then(resolve);
+          Promise.all([listening.close(), metricsServer?.close()]).then(() => resolve());
         };
         process.on("SIGINT", () => stop("SIGINT"));
         process.on("SIGTERM", () => stop("SIGTERM"));
       });
-      writeStdout(`listening on ${formatServerAddress(relay.address)}\n`);
-      writeStdout(`fingerprint ${relay.fingerprint}\n`);
+      writeStdout(`listening on ${formatServerAddress(listening.address)}\n`);
+      writeStdout(`fingerprint ${listening.fingerprint}\n`);
+      if (metricsServer) {
+        log(`metrics on http://${formatServerAddress(metricsServer.address)}/metrics`);
+      }
       if (allow) log(`admitting only the ${allow.size} fingerprint(s) in ${options.allow}`);
       await stopped;
     });

@@ -1,11 +1,13 @@
 /**
  * Layer 5, relay: accepts connections, keeps rooms, routes opaque
  * ciphertext and enforces the relay's limits; keeps rooms durable through
- * its store (store/). Uses every layer below; never
+ * its store (store/); reports what metrics count through a small observer
+ * interface (no metrics library here). Uses every layer below; never
  * lib/client.
  *
  * @module
  */
 
+export * from "./observer.ts";
 export * from "./relay.ts";
 export * from "./store/mod.ts";

@@ -28,6 +28,13 @@ import { acceptWebSocket } from "../transport/websocket_server.ts";
 import type { Identity } from "../identity/identity.ts";
 import { TokenBucket } from "../core/rate_limit.ts";
 import {
+  handshakeFailureReason,
+  type LogLevel,
+  type RefusalReason,
+  type RelayObserver,
+  type RelayStats,
+} from "./observer.ts";
+import {
   decodeRecord,
   DirectFailure,
   encodeRecord,
@@ -46,8 +53,13 @@ export interface RelayOptions {
   port?: number;
   /** When set, only clients with these fingerprints are admitted. */
   allow?: ReadonlySet<string>;
-  /** Receives one line per connection event; never message content. */
-  log?: (line: string) => void;
+  /**
+   * Receives one line per connection event, never message content, with how
+   * much it matters: refusals and drops are `warn`, the rest `info`.
+   */
+  log?: (line: string, level: LogLevel) => void;
+  /** Receives the events metrics count (cli/metrics.ts wires it to Prometheus). */
+  observer?: RelayObserver;
   /** Deadline for a client's handshake, from accept to its last message. Default 10 s. */
   handshakeTimeoutMs?: number;
   /**
@@ -184,7 +196,16 @@ export class Relay {
   #channels = new Set<SecureChannel>();
   #nextMemberId = 1;
   #closing = false;
-  #log: (line: string) => void;
+  #log: (line: string, level?: LogLevel) => void;
+  #observer: RelayObserver;
+  #counters = {
+    connectionsAccepted: 0,
+    members: 0,
+    recordsReceived: 0,
+    recordBytesReceived: 0,
+    recordsSent: 0,
+    recordBytesSent: 0,
+  };
   /** Which pages may connect over WebSocket; undefined when WebSocket is off. */
   #allowOrigin: OriginPolicy | undefined;
 
@@ -193,10 +214,18 @@ export class Relay {
     this.#identity = options.identity;
     this.#options = options;
     this.#limits = limits;
-    this.#log = options.log ?? (() => {});
+    const log = options.log ?? (() => {});
+    this.#log = (line, level = "info") => log(line, level);
+    this.#observer = options.observer ?? {};
     this.#allowOrigin = options.webSocket === false
       ? undefined
       : originPolicy(options.webSocketOrigins);
+  }
+
+  /** Logs a refusal or drop as a warning and counts it by reason. */
+  #refused(reason: RefusalReason, line: string): void {
+    this.#log(line, "warn");
+    this.#observer.refusal?.(reason);
   }
 
   /**
@@ -230,7 +259,10 @@ export class Relay {
       // disposes of surplus ones in microseconds, instead of having its SYNs
       // dropped and retried a second later (the kernel caps this at somaxconn).
       server.listen({ host, port, backlog: 4096 }, () => {
-        server.on("error", (error) => relay.#log(`listener error: ${socketErrorText(error)}`));
+        server.on(
+          "error",
+          (error) => relay.#log(`listener error: ${socketErrorText(error)}`, "error"),
+        );
         resolve(relay);
       });
     });
@@ -246,6 +278,23 @@ export class Relay {
   /** The relay's fingerprint. @example `relay.fingerprint` */
   get fingerprint(): string {
     return this.#identity.fingerprint;
+  }
+
+  /**
+   * Counters since start and gauges now, for metrics; cheap to call.
+   *
+   * @example
+   * ```ts
+   * const { members, recordsReceived } = relay.stats();
+   * ```
+   */
+  stats(): RelayStats {
+    return {
+      ...this.#counters,
+      connectionsOpen: this.#connectionCount,
+      handshakesPending: this.#pending.size,
+      rooms: this.#rooms.size,
+    };
   }
 
   /** Members in each room, for diagnostics. @example `relay.roomSizes()` */
@@ -310,10 +359,11 @@ export class Relay {
     const address = addressKey(host);
     const refusal = this.#refusal(address);
     if (refusal !== undefined) {
-      this.#log(`refused ${peer}: ${refusal}`);
+      this.#refused(refusal.reason, `refused ${peer}: ${refusal.text}`);
       socket.destroy();
       return;
     }
+    this.#counters.connectionsAccepted++;
     this.#makeWaitingRoom(address);
     const connection: Connection = {
       socket,
@@ -345,18 +395,24 @@ export class Relay {
   }
 
   /** Why a newcomer from `address` may not even wait for a slot, or undefined. */
-  #refusal(address: string): string | undefined {
+  #refusal(address: string): { reason: RefusalReason; text: string } | undefined {
     const limits = this.#limits;
     const count = this.#addresses.get(address);
     if (
       count !== undefined && count.connections >= limits.maxConnectionsPerAddress &&
       count.pending.size === 0
     ) {
-      return `${count.connections} connections from ${address} are open ` +
-        `(limit ${limits.maxConnectionsPerAddress} per address)`;
+      return {
+        reason: "address-cap",
+        text: `${count.connections} connections from ${address} are open ` +
+          `(limit ${limits.maxConnectionsPerAddress} per address)`,
+      };
     }
     if (this.#connectionCount >= limits.maxConnections && this.#pending.size === 0) {
-      return `${this.#connectionCount} connections are open (limit ${limits.maxConnections})`;
+      return {
+        reason: "connection-cap",
+        text: `${this.#connectionCount} connections are open (limit ${limits.maxConnections})`,
+      };
     }
     return undefined;
   }
@@ -373,7 +429,7 @@ export class Relay {
     const own = [...(this.#addresses.get(address)?.pending ?? [])].filter((c) => waiting.has(c));
     const all = [...waiting];
     const victim = oldestSilent(own) ?? oldestSilent(all) ?? own[0] ?? all[0];
-    this.#evict(victim, `${waiting.size} connections waiting for a handshake slot`);
+    this.#evict(victim, `${waiting.size} connections waiting for a handshake slot`, "pending-cap");
   }
 
   /**
@@ -406,25 +462,30 @@ export class Relay {
       while (count !== undefined && count.connections > limits.maxConnectionsPerAddress) {
         const victim = oldestPending(count.pending);
         if (victim === undefined) break;
-        this.#evict(victim, perAddress);
+        this.#evict(victim, perAddress, "address-cap");
       }
     }
     while (this.#connectionCount > limits.maxConnections) {
       const victim = oldestPending(this.#pending);
       if (victim === undefined) break;
-      this.#evict(victim, `limit ${limits.maxConnections} connections`);
+      this.#evict(victim, `limit ${limits.maxConnections} connections`, "connection-cap");
     }
     while (this.#pending.size > limits.maxPendingHandshakes) {
-      this.#evict(oldestPending(this.#pending)!, `limit ${limits.maxPendingHandshakes} pending`);
+      this.#evict(
+        oldestPending(this.#pending)!,
+        `limit ${limits.maxPendingHandshakes} pending`,
+        "pending-cap",
+      );
     }
     const admitted = [...this.#waiting];
     this.#waiting.clear();
     for (const connection of admitted) this.#serve(connection);
   }
 
-  #evict(connection: Connection, limit: string): void {
+  #evict(connection: Connection, limit: string, reason: RefusalReason): void {
     const sent = connection.socket.bytesRead;
-    this.#log(
+    this.#refused(
+      reason,
       `dropping ${connection.peer}: handshake unfinished (${sent} bytes received) ` +
         `and the connection cap is full (${limit})`,
     );
@@ -473,7 +534,8 @@ export class Relay {
     } catch (error) {
       if (!connection.evicted && !this.#closing) {
         const after = Math.round(performance.now() - started);
-        this.#log(
+        this.#refused(
+          handshakeFailureReason(error),
           `dropping ${peer}: handshake failed after ${after} ms: ${(error as Error).message}`,
         );
       }
@@ -490,9 +552,13 @@ export class Relay {
     this.#pending.delete(connection);
     this.#addresses.get(connection.address)?.pending.delete(connection);
     this.#channels.add(channel);
+    this.#observer.handshake?.((performance.now() - started) / 1000);
     const allow = this.#options.allow;
     if (allow && !allow.has(channel.remoteFingerprint)) {
-      this.#log(`refused ${peer} ${channel.remoteFingerprint}: not on the allow list`);
+      this.#refused(
+        "not-allowed",
+        `refused ${peer} ${channel.remoteFingerprint}: not on the allow list`,
+      );
       this.#refuse(
         channel,
         RelayErrorCode.notAllowed,
@@ -509,8 +575,11 @@ export class Relay {
     channel.onRecord = (bytes) => {
       // Once refused, the rest of the batch (a join, a publish) must not be acted on.
       if (channel.closed || member?.dropped) return;
+      this.#counters.recordsReceived++;
+      this.#counters.recordBytesReceived += bytes.length;
       if (!bucket.take()) {
-        this.#log(
+        this.#refused(
+          "rate-limit",
           `dropping ${peer} ${channel.remoteFingerprint}: over the rate limit ` +
             `(${rateLimitPerSecond} records/s, burst ${rateBurst})`,
         );
@@ -529,7 +598,10 @@ export class Relay {
       try {
         record = decodeRecord(bytes);
       } catch (error) {
-        this.#log(`dropping ${peer}: malformed record: ${(error as Error).message}`);
+        this.#refused(
+          "malformed",
+          `dropping ${peer}: malformed record: ${(error as Error).message}`,
+        );
         this.#refuse(
           channel,
           RelayErrorCode.malformed,
@@ -539,7 +611,7 @@ export class Relay {
       }
       if (member === undefined) {
         if (record.type !== "join") {
-          this.#log(`dropping ${peer}: sent ${record.type} before joining`);
+          this.#refused("not-joined", `dropping ${peer}: sent ${record.type} before joining`);
           this.#refuse(channel, RelayErrorCode.notJoined, "send a join record first");
           return;
         }
@@ -549,7 +621,8 @@ export class Relay {
       this.#route(member, record);
     };
     channel.onRecordTooLarge = (length) => {
-      this.#log(
+      this.#refused(
+        "too-large",
         `dropping ${peer} ${channel.remoteFingerprint}: record of ${length} bytes ` +
           `(limit ${MAX_RECORD_BYTES})`,
       );
@@ -601,7 +674,10 @@ export class Relay {
         bytes: announcementBytes,
       });
     } catch (error) {
-      this.#log(`dropping ${peer}: bad announcement: ${(error as Error).message}`);
+      this.#refused(
+        "bad-announcement",
+        `dropping ${peer}: bad announcement: ${(error as Error).message}`,
+      );
       this.#refuse(
         channel,
         RelayErrorCode.badAnnouncement,
@@ -616,7 +692,10 @@ export class Relay {
     }
     for (const other of room.members.values()) {
       if (other.nick === announcement.nick) {
-        this.#log(`refused ${peer} join: nick ${announcement.nick} is taken in ${room.name}`);
+        this.#refused(
+          "nick-taken",
+          `refused ${peer} join: nick ${announcement.nick} is taken in ${room.name}`,
+        );
         this.#refuse(
           channel,
           RelayErrorCode.nickTaken,
@@ -627,7 +706,7 @@ export class Relay {
     }
     const full = `room "${room.name}" is full (${room.members.size} members)`;
     if (room.members.size >= this.#limits.maxRoomMembers) {
-      this.#log(`refused ${peer} join: ${full}`);
+      this.#refused("room-full", `refused ${peer} join: ${full}`);
       this.#refuse(channel, RelayErrorCode.overloaded, full);
       return undefined;
     }
@@ -653,7 +732,7 @@ export class Relay {
     // 960 members with the longest names fill one record; more would throw out of the socket
     // handler. Only a maxRoomMembers above the default gets here.
     if (welcome.length > MAX_RECORD_BYTES) {
-      this.#log(`refused ${peer} join: ${full}`);
+      this.#refused("room-full", `refused ${peer} join: ${full}`);
       this.#refuse(channel, RelayErrorCode.overloaded, full);
       return undefined;
     }
@@ -661,6 +740,7 @@ export class Relay {
     // In the room before the others hear of it: if telling one of them drops it (its queue is
     // full), the newcomer, whose welcome listed it, must get that member's leave notice too.
     room.members.set(memberId, member);
+    this.#counters.members++;
     const joined = encodeRecord({ type: "memberJoined", member: entry });
     for (const other of room.members.values()) if (other !== member) this.#deliver(other, joined);
     this.#log(
@@ -709,7 +789,7 @@ export class Relay {
         return;
       }
       case "join":
-        this.#log(`dropping member ${member.memberId}: sent a second join`);
+        this.#refused("already-joined", `dropping member ${member.memberId}: sent a second join`);
         this.#refuse(
           member.channel,
           RelayErrorCode.alreadyJoined,
@@ -717,7 +797,10 @@ export class Relay {
         );
         return;
       default:
-        this.#log(`dropping member ${member.memberId}: sent a relay-only record (${record.type})`);
+        this.#refused(
+          "malformed",
+          `dropping member ${member.memberId}: sent a relay-only record (${record.type})`,
+        );
         this.#refuse(
           member.channel,
           RelayErrorCode.malformed,
@@ -729,8 +812,11 @@ export class Relay {
   #deliver(member: Member, record: Uint8Array): void {
     if (member.dropped) return;
     member.channel.send(record);
+    this.#counters.recordsSent++;
+    this.#counters.recordBytesSent += record.length;
     if (member.channel.bufferedBytes > this.#limits.maxQueuedBytesPerConnection) {
-      this.#log(
+      this.#refused(
+        "slow-reader",
         `dropping member ${member.memberId} (${member.nick}): it stopped reading ` +
           `(over ${this.#limits.maxQueuedBytesPerConnection} bytes queued)`,
       );
@@ -753,6 +839,7 @@ export class Relay {
   #leave(member: Member): void {
     const room = member.room;
     if (!room.members.delete(member.memberId)) return;
+    this.#counters.members--;
     this.#log(`leave room=${room.name} nick=${member.nick} member=${member.memberId}`);
     if (room.members.size === 0) {
       this.#rooms.delete(room.name);
