@@ -79,7 +79,10 @@ function optionsOf(command: Command): OptionModel[] {
         long: option.long!,
         short: option.short,
         valueName,
-        value: valueKind(valueName, option.argChoices),
+        // An address to listen on is local, not a relay to offer from known_servers.
+        value: /^--(listen|metrics)$/.test(option.long!)
+          ? { kind: "text" }
+          : valueKind(valueName, option.argChoices),
         description: option.description,
         defaultText: shown,
       };

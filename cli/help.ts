@@ -107,6 +107,16 @@ export const COMMAND_HELP: Readonly<
       "SECURECHAT_CRYPTO",
     ],
   },
+  "known-servers": {
+    examples: [
+      { what: "the relays join remembers", command: "securechat known-servers" },
+      {
+        what: "forget a relay whose key really changed",
+        command: "securechat known-servers --remove relay.example.com:7878",
+      },
+    ],
+    environment: ["SECURECHAT_HOME"],
+  },
   completions: {
     examples: [
       {

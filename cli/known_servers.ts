@@ -8,10 +8,10 @@
  */
 
 import { Command, InvalidArgumentError } from "commander";
-import process from "node:process";
 import { canonicalServerAddress, KnownServers } from "../lib/identity/trust_store.ts";
 import { CliError, ExitCode } from "./exit_codes.ts";
 import { knownServersPath } from "./paths.ts";
+import { writeStderr, writeStdout } from "./stdio.ts";
 
 function addressOption(text: string): string {
   try {
@@ -44,7 +44,7 @@ export function knownServersCommand(): Command {
       const known = await KnownServers.load(knownServersPath());
       if (options.remove === undefined) {
         const lines = known.entries().map(([address, fp]) => `${address} ${fp}\n`);
-        process.stdout.write(lines.join(""));
+        writeStdout(lines.join(""));
         return;
       }
       const removed = await known.remove(options.remove);
@@ -55,7 +55,7 @@ export function knownServersCommand(): Command {
           ExitCode.usage,
         );
       }
-      process.stderr.write(
+      writeStderr(
         `securechat: removed ${options.remove} (${removed}) from ${known.path}\n`,
       );
     });

@@ -85,7 +85,7 @@ Deno.test("--help of the program and of every command shows exit codes; commands
       top.stdout.indexOf("Commands:"),
       top.stdout.indexOf("Environment:"),
     );
-    const commands = [...listing.matchAll(/^ {2}(\w+)\b/gm)]
+    const commands = [...listing.matchAll(/^ {2}([\w-]+)\b/gm)]
       .map((match) => match[1]).filter((name) => name !== "help");
     assert.deepEqual(commands.sort(), Object.keys(COMMAND_HELP).sort());
     for (const command of ["", ...commands]) {
