@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { connect, createServer, type Socket } from "node:net";
 import { ChatClient } from "../lib/client/client.ts";
 import { AuthenticationError } from "../lib/core/errors.ts";
 import { generateIdentity } from "../lib/identity/identity.ts";
@@ -131,9 +132,28 @@ Deno.test("retries back off exponentially with jitter (half to all of each delay
 Deno.test("a refused rejoin makes one retry, not two: attempts stay few and the per-address cap free", async () => {
   const first = await startRelay();
   const { port, identity } = first;
+  // alice reaches the relay through a gate, so bob is surely in before she is back.
+  let open = true;
+  const sockets = new Set<Socket>();
+  const gate = createServer((inbound) => {
+    if (!open) return void inbound.destroy();
+    const outbound = connect({ host: "127.0.0.1", port });
+    for (const [from, to] of [[inbound, outbound], [outbound, inbound]]) {
+      sockets.add(from);
+      from.pipe(to);
+      from.on("error", () => to.destroy());
+      from.on("close", () => to.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => gate.listen(0, "127.0.0.1", resolve));
   const statuses: ConnectionStatus[] = [];
-  const alice = member(port, () => identity.fingerprint, statuses);
+  const alice = member(
+    (gate.address() as { port: number }).port,
+    () => identity.fingerprint,
+    statuses,
+  );
   const client = await alice.start;
+  open = false;
   await first.relay.close();
   // The room is full when alice comes back (a transient refusal).
   const second = await startRelay({
@@ -143,6 +163,7 @@ Deno.test("a refused rejoin makes one retry, not two: attempts stay few and the 
     maxConnectionsPerAddress: 4,
   });
   const bob = await joinRoom({ relay: second.relay, room: "r", nick: "bob" });
+  open = true;
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const attempts = second.logs.filter((line) => /join: room "r" is full/.test(line)).length;
   // Delays of 25-50, 50-100, then 100-200 ms: at most about 10 attempts in a second.
@@ -152,4 +173,6 @@ Deno.test("a refused rejoin makes one retry, not two: attempts stay few and the 
   await waitFor(() => statuses.some((s) => s.type === "reconnected"), { what: "rejoin" });
   await client.close();
   await second.relay.close();
+  for (const socket of sockets) socket.destroy();
+  await new Promise((resolve) => gate.close(resolve));
 });
