@@ -117,6 +117,16 @@ export const COMMAND_HELP: Readonly<
     ],
     environment: ["SECURECHAT_HOME"],
   },
+  web: {
+    examples: [
+      {
+        what: "the web client on this computer, opened in your browser",
+        command: "securechat web --open",
+      },
+      { what: "on another port", command: "securechat web --listen 127.0.0.1:8080" },
+    ],
+    environment: [],
+  },
   completions: {
     examples: [
       {
