@@ -37,3 +37,7 @@ export function rename(): Promise<never> {
 export function unlink(): Promise<never> {
   return Promise.reject(unavailable("fs.unlink"));
 }
+/** @example `await stat(path)` throws in a browser. */
+export function stat(): Promise<never> {
+  return Promise.reject(unavailable("fs.stat"));
+}

@@ -22,3 +22,7 @@ export function basename(): never {
 export function join(): never {
   return unavailable("path.join");
 }
+/** @example `resolve("a")` throws in a browser. */
+export function resolve(): never {
+  return unavailable("path.resolve");
+}
