@@ -10,4 +10,5 @@
 
 export * from "./observer.ts";
 export * from "./relay.ts";
-export * from "./store/mod.ts";
+// The store has a RefusalReason of its own (why an item was not kept), hence the namespace.
+export * as store from "./store/mod.ts";
