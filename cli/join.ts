@@ -439,6 +439,8 @@ class JoinSession {
   async runLineMode(member: ReconnectingClient): Promise<void> {
     const { output, options } = this.#options;
     const sends: Promise<void>[] = [];
+    /** Lines the relay confirmed, and the most members one of them reached now and later. */
+    const stored = { lines: 0, online: 0, later: 0 };
     let unsent = 0;
     let notSent = 0;
     let warnedReplaced = false;
@@ -451,13 +453,26 @@ class JoinSession {
       if (texts.length === 0) return;
       sends.push(
         member.send(texts).then(
-          (recipients) => {
-            if (recipients.some((count) => count === 0)) {
+          (deliveries) => {
+            for (const delivery of deliveries) {
+              stored.online = Math.max(stored.online, delivery.online);
+              stored.later = Math.max(stored.later, delivery.later);
+            }
+            const refused = Math.max(0, ...deliveries.map((delivery) => delivery.refused));
+            if (refused > 0) {
+              unsent += texts.length;
+              output.notice(
+                "error",
+                `${texts.length} line(s) not kept for ${refused} member(s) away: the relay ` +
+                  "refused to store them (see its error) or they have no prekeys yet",
+              );
+            } else if (deliveries.some((delivery) => delivery.online + delivery.later === 0)) {
               output.notice(
                 "warning",
                 `${texts.length} line(s) reached no one: no other members in the room`,
               );
             }
+            stored.lines += texts.length;
           },
           (error: Error) => {
             unsent += texts.length;
@@ -531,6 +546,14 @@ class JoinSession {
       await member.close();
       await Promise.all(sends);
       this.flushLeaves();
+    }
+    if (stored.lines > 0 && member.durable) {
+      output.notice(
+        "stored",
+        `${stored.lines} line(s) stored by the relay: reached ${stored.online} member(s) online, ` +
+          `${stored.later} will get them when they come back`,
+        { lines: stored.lines, online: stored.online, later: stored.later },
+      );
     }
     if (unsent > 0) {
       throw new CliError(

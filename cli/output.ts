@@ -25,7 +25,8 @@ export type NoticeType =
   | "key-changed"
   | "warning"
   | "error"
-  | "sent";
+  | "sent"
+  | "stored";
 
 /** Trust status shown beside a member. */
 export type PeerStatus = "new" | "known" | "verified" | "changed";

@@ -442,10 +442,12 @@ export class ChatScreen {
       return;
     }
     member.send([text]).then(
-      ([recipients]) => {
-        line.delivery = recipients === 0
+      ([delivery]) => {
+        line.delivery = delivery.online + delivery.later === 0
           ? "reached no one: no other members"
-          : `delivered to ${recipients}`;
+          : delivery.later > 0
+          ? `delivered to ${delivery.online}, kept for ${delivery.later} away`
+          : `delivered to ${delivery.online}`;
         this.#rerender(line);
       },
       (error: Error) => {

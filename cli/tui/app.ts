@@ -513,8 +513,8 @@ export class ChatApp {
       this.#info("reconnecting to the relay: that message goes out once it is back");
     }
     connection.member.send([text]).then(
-      (recipients) => {
-        if (recipients.every((count) => count === 0)) {
+      (deliveries) => {
+        if (deliveries.every((delivery) => delivery.online + delivery.later === 0)) {
           this.#warn("nobody else is in the room: that message reached no one");
         }
       },

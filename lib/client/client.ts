@@ -29,7 +29,10 @@ import {
 } from "../transport/records.ts";
 import { type MemberInfo, type RoomEvent, RoomSession } from "../e2e/room.ts";
 import { MAX_TEXT_BYTES } from "../e2e/content.ts";
+import { encodePrekeyBundle } from "../e2e/prekeys.ts";
 import { utf8 } from "../core/bytes.ts";
+import type { LocalStore } from "./local_store.ts";
+import { RoomKeeper } from "./room_keeper.ts";
 
 export { DEFAULT_CONNECT_TIMEOUT_MS, openSocket, type RelayAddress };
 
@@ -39,6 +42,26 @@ export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
 const DIRECT_FAILURE_WINDOW_MS = 10_000;
 /** How often the room session is asked what time alone reveals. */
 const TICK_MS = 1_000;
+/** Acknowledge stored items read at most this often... */
+const ACK_DELAY_MS = 100;
+/** ...or after this many. */
+const ACK_EVERY = 256;
+
+/**
+ * What became of one published message (PROTOCOL.md, "Sender keys" and the
+ * relay's `ack`): how many members read it now, how many will when they come
+ * back (durable rooms), and for how many the relay refused to keep it.
+ */
+export interface Delivery {
+  /** Present members that held the key and got it live. */
+  online: number;
+  /** Members away, handed the key, for whom the relay stored it. */
+  later: number;
+  /** Members for whom the relay did not store it (a limit; its error says which). */
+  refused: number;
+  /** The relay's sequence for it (0 in an ephemeral room). */
+  seq: number;
+}
 
 /**
  * Completes a handshake with a relay using a throwaway identity and returns
@@ -101,10 +124,19 @@ export interface ChatClientOptions extends RelayAddress {
    * `port` then only name the relay.
    */
   openStream?: (timeoutMs: number) => Promise<ByteStream>;
+  /**
+   * Where a durable room's state, this identity's prekeys and the history
+   * are kept (encrypted). Without one, a durable room still works for this
+   * connection, but nothing read or sent survives it.
+   */
+  store?: LocalStore;
+  /** Keep received and sent messages in `store` (default true). */
+  history?: boolean;
 }
 
-interface PendingAck {
-  resolve: (recipients: number) => void;
+/** A request to the relay waiting for its answer. */
+interface Pending {
+  resolve: (record: RelayRecord) => void;
   reject: (error: Error) => void;
 }
 
@@ -125,8 +157,16 @@ export class ChatClient {
   #channel: SecureChannel;
   #session: RoomSession;
   #options: ChatClientOptions;
-  #nextPublishId = 1;
-  #acks = new Map<number, PendingAck>();
+  #keeper: RoomKeeper;
+  #nextRequestId = 1;
+  /** Publishes, stored envelopes, prekey requests and read watches, by id. */
+  #pending = new Map<number, Pending>();
+  /** Sends are prepared one after another (key handover, write-ahead of the sender key). */
+  #sending: Promise<unknown> = Promise.resolve();
+  #ackTimer?: ReturnType<typeof setTimeout>;
+  #unacknowledgedReads = 0;
+  /** Stored-stream records that arrived before the join settled: handled right after. */
+  #early?: RelayRecord[] = [];
   #closing = false;
   /** Set once connect() has resolved; before that, a failure belongs to connect() alone. */
   #joined = false;
@@ -136,20 +176,29 @@ export class ChatClient {
   /** Reports what time alone reveals (members that never answered, keys that never came). */
   #ticker?: ReturnType<typeof setInterval>;
 
-  private constructor(channel: SecureChannel, session: RoomSession, options: ChatClientOptions) {
+  private constructor(
+    channel: SecureChannel,
+    session: RoomSession,
+    keeper: RoomKeeper,
+    options: ChatClientOptions,
+  ) {
     this.#channel = channel;
     this.#session = session;
+    this.#keeper = keeper;
     this.#options = options;
     let markClosed: () => void;
     this.#closed = new Promise((resolve) => markClosed = resolve);
     channel.onClose = (error) => {
       clearInterval(this.#ticker);
+      clearTimeout(this.#ackTimer);
       const reason = error ??
         (this.#closing ? undefined : new NetworkError("the relay closed the connection"));
-      for (const ack of this.#acks.values()) {
-        ack.reject(reason ?? new NetworkError("connection closed before the relay acknowledged"));
+      for (const pending of this.#pending.values()) {
+        pending.reject(
+          reason ?? new NetworkError("connection closed before the relay acknowledged"),
+        );
       }
-      this.#acks.clear();
+      this.#pending.clear();
       // A join that failed rejects connect(); reporting it as a lost connection too would make a
       // reconnecting caller schedule a second retry for the same failure.
       if (this.#joined) options.onClose?.(reason);
@@ -182,14 +231,32 @@ export class ChatClient {
         }),
       timeoutMs,
     });
+    let keeper: RoomKeeper;
+    try {
+      keeper = await RoomKeeper.open({
+        store: options.store,
+        history: options.history,
+        relay: channel.remoteFingerprint,
+        room: options.room,
+        nick: options.nick,
+        identity: options.identity,
+      });
+    } catch (error) {
+      channel.destroy();
+      throw error;
+    }
     const session = new RoomSession({
       identity: options.identity,
       room: options.room,
       nick: options.nick,
       isTrusted: options.isTrusted,
+      saved: keeper.saved,
+      prekeys: keeper.prekeys,
     });
-    const client = new ChatClient(channel, session, options);
+    const client = new ChatClient(channel, session, keeper, options);
     await client.#join(timeoutMs);
+    // What the relay kept for this member is handled after the caller has seen the join.
+    setTimeout(() => client.#drainEarly(), 0);
     return client;
   }
 
@@ -248,6 +315,7 @@ export class ChatClient {
         this.#afterSettled = settleWhenReady;
         this.#ticker = setInterval(() => this.#tick(), TICK_MS);
         this.#apply(record);
+        if (this.#session.durable) this.#uploadPrekeys(this.#keeper.prekeys.oneTimeCount);
         settleWhenReady();
       };
       const closeHandler = this.#channel.onClose;
@@ -279,14 +347,29 @@ export class ChatClient {
       return;
     }
     switch (record.type) {
-      case "ack": {
-        const ack = this.#acks.get(record.id);
-        if (ack) {
-          this.#acks.delete(record.id);
-          ack.resolve(record.recipients);
+      case "ack":
+      case "prekeys":
+      case "read": {
+        const pending = this.#pending.get(record.id);
+        if (pending) {
+          this.#pending.delete(record.id);
+          pending.resolve(record);
         }
         return;
       }
+      case "prekeyCount":
+        this.#uploadPrekeys(record.count);
+        return;
+      case "deliver":
+      case "storedEnvelope":
+      case "gap":
+      case "caughtUp":
+        if (this.#early !== undefined) {
+          this.#early.push(record);
+          return;
+        }
+        this.#apply(record);
+        return;
       case "error":
         this.#channel.destroy(relayRefusal(record.code, record.message));
         return;
@@ -320,14 +403,86 @@ export class ChatClient {
   }
 
   #apply(record: RelayRecord): void {
+    const before = this.#session.lastSeq;
     const { send, events } = this.#session.handle(record);
     this.#emit(send, events);
+    if (this.#session.lastSeq > before) this.#readStored(this.#session.lastSeq - before);
   }
 
   #emit(send: RelayRecord[], events: RoomEvent[]): void {
     for (const out of send) this.#channel.send(encodeRecord(out));
+    this.#keeper.noteEvents(events);
     for (const event of events) this.#options.onEvent(event);
     this.#afterSettled?.();
+  }
+
+  #drainEarly(): void {
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    for (const record of early) {
+      if (this.#channel.closed) return;
+      this.#apply(record);
+    }
+  }
+
+  /** Schedules the acknowledgement of stored items read, after their state is kept. */
+  #readStored(count: number): void {
+    this.#unacknowledgedReads += count;
+    if (this.#unacknowledgedReads >= ACK_EVERY) {
+      clearTimeout(this.#ackTimer);
+      this.#ackTimer = undefined;
+      void this.#acknowledge();
+    } else {
+      this.#ackTimer ??= setTimeout(() => {
+        this.#ackTimer = undefined;
+        void this.#acknowledge();
+      }, ACK_DELAY_MS);
+    }
+  }
+
+  /** Keeps the state, then tells the relay how far this member has read. */
+  async #acknowledge(): Promise<void> {
+    this.#unacknowledgedReads = 0;
+    const seq = this.#session.lastSeq;
+    try {
+      await this.#keeper.save(this.#session);
+    } catch (error) {
+      // Not acknowledged: the relay keeps the items and sends them again next time.
+      this.#options.onEvent({
+        type: "warning",
+        code: "missing-key",
+        text: `could not keep what was read (${(error as Error).message}); ` +
+          "the relay will send it again",
+      });
+      return;
+    }
+    if (!this.#channel.closed) this.#channel.send(encodeRecord({ type: "acknowledge", seq }));
+  }
+
+  /** Sends the prekeys the schedule asks for (durable rooms). */
+  #uploadPrekeys(oneTimeOnRelay: number): void {
+    const { signedPrekey, oneTimePrekeys } = this.#keeper.prekeys.upload({ oneTimeOnRelay });
+    // Kept before they are offered, so every prekey the relay hands out has its secret here.
+    void this.#keeper.save(this.#session).then(() => {
+      if (this.#channel.closed) return;
+      this.#channel.send(encodeRecord({ type: "putPrekeys", signedPrekey, oneTimePrekeys }));
+    }, (error) =>
+      this.#options.onEvent({
+        type: "warning",
+        code: "missing-key",
+        text: `could not keep new prekeys (${(error as Error).message}); none were offered`,
+      }));
+  }
+
+  /** Sends `record` (given a fresh id) and resolves with the relay's answer to that id. */
+  #request(make: (id: number) => RelayRecord): Promise<RelayRecord> {
+    if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
+    const id = this.#nextRequestId++;
+    const answer = new Promise<RelayRecord>((resolve, reject) =>
+      this.#pending.set(id, { resolve, reject })
+    );
+    this.#channel.send(encodeRecord(make(id)));
+    return answer;
   }
 
   /** Room name. @example `client.room` */
@@ -345,9 +500,19 @@ export class ChatClient {
     return this.#session.members();
   }
 
-  /** Messages sent and not yet acknowledged by the relay. @example `client.unacknowledged` */
+  /** Requests (messages sent, keys stored) not yet answered by the relay. @example `client.unacknowledged` */
   get unacknowledged(): number {
-    return this.#acks.size;
+    return this.#pending.size;
+  }
+
+  /** Whether the room keeps messages for members who are away. @example `client.durable` */
+  get durable(): boolean {
+    return this.#session.durable;
+  }
+
+  /** Every member of a durable room, online or not. @example `client.roster()` */
+  roster(): MemberInfo[] {
+    return this.#session.roster();
   }
 
   /**
@@ -360,10 +525,11 @@ export class ChatClient {
    *
    * @example
    * ```ts
-   * const [recipients] = await client.send(["line one", "line two"]);
+   * const [delivery] = await client.send(["line one", "line two"]);
+   * console.log(delivery.online, delivery.later);
    * ```
    */
-  send(texts: string[]): Promise<number[]> {
+  send(texts: string[]): Promise<Delivery[]> {
     const batches: string[][] = [];
     let batch: string[] = [];
     let batchBytes = 0;
@@ -388,24 +554,68 @@ export class ChatClient {
     return Promise.all(batches.map((texts) => this.#publish(texts)));
   }
 
-  #publish(texts: string[]): Promise<number> {
+  #publish(texts: string[]): Promise<Delivery> {
     if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
-    let sealed: ReturnType<RoomSession["encryptTexts"]>;
-    try {
-      sealed = this.#session.encryptTexts(texts);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
-    const { message, readers } = sealed;
-    const id = this.#nextPublishId++;
-    this.#channel.send(encodeRecord({ type: "publish", id, message }));
-    return new Promise((resolve, reject) =>
-      this.#acks.set(id, {
-        resolve: (recipients) => resolve(Math.min(recipients, readers)),
-        reject,
-      })
+    // One at a time up to the moment the message leaves; the relay's answers overlap.
+    const sent = this.#sending.then(() => this.#prepareAndSend(texts));
+    this.#sending = sent.catch(() => {});
+    return sent.then((answer) => answer);
+  }
+
+  async #prepareAndSend(texts: string[]): Promise<Delivery> {
+    const session = this.#session;
+    for (const record of session.prepareToSend()) this.#channel.send(encodeRecord(record));
+    let unreachable = 0;
+    await Promise.all(
+      session.keyHandoverNeeded().map(async (memberId) => {
+        if (!(await this.#handOverKey(memberId))) unreachable++;
+      }),
     );
+    const sealed = session.encryptTexts(texts);
+    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
+    const time = Date.now();
+    this.#keeper.noteSent({ texts, time, nick: session.nick, direct: false });
+    // The spent iteration is on disk before the message leaves: never encrypted twice.
+    if (session.durable) await this.#keeper.save(session);
+    const { message, readers } = sealed;
+    const answer = this.#request((id) => ({ type: "publish", id, message }));
+    const ack = await answer;
+    if (ack.type !== "ack") {
+      throw new ProtocolError("the relay answered a publish with another record");
+    }
+    const relayOnline = ack.online ?? ack.recipients ?? 0;
+    return {
+      online: Math.min(relayOnline, readers.online),
+      later: Math.min(ack.stored ?? 0, readers.later),
+      refused: (ack.refused ?? 0) + unreachable,
+      seq: ack.seq ?? 0,
+    };
+  }
+
+  /** Hands this member's current key to a member away; false when it could not be done. */
+  async #handOverKey(memberId: number): Promise<boolean> {
+    const answer = await this.#request((id) => ({ type: "getPrekeys", id, memberId }));
+    if (answer.type !== "prekeys" || answer.signedPrekey.length === 0) return false;
+    const bundle = encodePrekeyBundle({
+      signedPrekey: answer.signedPrekey,
+      oneTimePrekey: answer.oneTimePrekey.length > 0 ? answer.oneTimePrekey : undefined,
+    });
+    const sealed = this.#session.sealKeyFor(memberId, bundle);
+    if ("warning" in sealed) {
+      this.#options.onEvent({ type: "warning", code: "bad-envelope", text: sealed.warning });
+      return false;
+    }
+    const stored = await this.#request((id) => ({
+      type: "storeFor",
+      id,
+      to: memberId,
+      envelope: sealed.envelope,
+    }));
+    if (stored.type !== "ack" || (stored.refused ?? 0) > 0) {
+      this.#session.keyHandoverFailed(memberId);
+      return false;
+    }
+    return true;
   }
 
   /**

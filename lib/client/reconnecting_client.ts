@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { ChatClient } from "./client.ts";
+import type { ChatClient, Delivery } from "./client.ts";
 import { AuthenticationError, NetworkError, ProtocolError } from "../core/errors.ts";
 import type { MemberInfo, RoomEvent } from "../e2e/room.ts";
 
@@ -76,7 +76,7 @@ export function isPermanentFailure(error: Error): boolean {
 
 interface QueuedSend {
   texts: string[];
-  resolve: (recipients: number[]) => void;
+  resolve: (deliveries: Delivery[]) => void;
   reject: (error: Error) => void;
 }
 
@@ -97,6 +97,7 @@ interface QueuedSend {
 export class ReconnectingClient {
   #options: ReconnectingClientOptions;
   #client?: ChatClient;
+  #durable = false;
   #queue: QueuedSend[] = [];
   #queuedTexts = 0;
   #closing = false;
@@ -118,6 +119,7 @@ export class ReconnectingClient {
   static async start(options: ReconnectingClientOptions): Promise<ReconnectingClient> {
     const member = new ReconnectingClient(options);
     member.#client = await options.connect(member.#handlers());
+    member.#durable = member.#client.durable;
     return member;
   }
 
@@ -129,6 +131,11 @@ export class ReconnectingClient {
   /** Whether a connection is up now (false while reconnecting). @example `member.connected` */
   get connected(): boolean {
     return this.#client !== undefined;
+  }
+
+  /** Whether the room (on the current or last connection) keeps messages for members away. @example `member.durable` */
+  get durable(): boolean {
+    return this.#durable;
   }
 
   /** The other members on the current connection. @example `member.members()` */
@@ -182,6 +189,7 @@ export class ReconnectingClient {
     if (this.#closing) return this.#end();
     try {
       this.#client = await this.#options.connect(this.#handlers());
+      this.#durable = this.#client.durable;
     } catch (error) {
       if (isPermanentFailure(error as Error)) {
         // A different relay key, a refusal that would repeat: stop, and say why.
@@ -231,7 +239,7 @@ export class ReconnectingClient {
    * await member.send(["line"]);
    * ```
    */
-  send(texts: string[]): Promise<number[]> {
+  send(texts: string[]): Promise<Delivery[]> {
     if (this.#ended) return Promise.reject(new NetworkError("no longer connected"));
     if (this.#client) return this.#client.send(texts);
     const limit = this.#options.maxQueuedTexts ?? 10_000;

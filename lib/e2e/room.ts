@@ -1,9 +1,9 @@
 /**
  * One member's end-to-end state for one room: who the members are, the
- * pairwise session with each, the sender key this member sends with, and the
- * sender keys it has received. It takes the relay's records in and says what
- * to send and what to show; it does no I/O, so tests can play a hostile relay
- * against it directly.
+ * pairwise session with each member online, the sender key this member sends
+ * with, and the sender keys it has received. It takes the relay's records in
+ * and says what to send and what to show; it does no I/O, so tests can play a
+ * hostile relay against it directly.
  *
  * Rules it enforces (PROTOCOL.md, "End-to-end layer"):
  * - a member's announcement must be signed by the identity the relay names,
@@ -12,76 +12,40 @@
  * - a member counts as present only once it completed a pairwise handshake
  *   with fresh keys: a relay replaying an old announcement gets nothing shown
  *   or counted;
- * - sender keys go only to trusted, present members, over pairwise sessions
- *   (forward secret, post-quantum hybrid, replay-proof);
- * - when a member leaves, this member starts a new sender key epoch before
- *   its next message; a newcomer gets the current chain state, from which
- *   earlier message keys cannot be derived;
+ * - sender keys go only to trusted members: over pairwise sessions to those
+ *   present (forward secret, post-quantum hybrid, replay-proof), in prekey
+ *   envelopes stored by the relay to those offline (durable rooms);
+ * - when a member who holds the current key leaves the room, this member
+ *   starts a new epoch before its next message; a newcomer gets the current
+ *   chain state, from which earlier message keys cannot be derived;
  * - a group message is shown only if its signature, epoch, iteration order
  *   and AEAD tag all check out; anything else, and every message that was
  *   sent and will never be read, becomes a warning.
+ *
+ * In a durable room the members are the relay's roster: going offline is not
+ * leaving, messages come back from the relay's store on reconnection, and
+ * {@linkcode RoomSession.exportState} gives what the client must keep.
  *
  * @module
  */
 
 import { cryptoBackend } from "../crypto/crypto_backend.ts";
 import { generateKeyPair, type KeyPair } from "../crypto/noise.ts";
-import { toHex } from "../core/bytes.ts";
+import { constantTimeEqual, toHex } from "../core/bytes.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { MemberEntry, RelayRecord } from "../transport/records.ts";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
-import {
-  decodeGroupContent,
-  decodePairwiseContent,
-  encodeGroupContent,
-  encodePairwiseContent,
-  type PairwiseContent,
-} from "./content.ts";
-import { type GroupOutcome, type MemberInfo, RECEIVE_LIMITS, RoomMember } from "./room_member.ts";
+import { encodeGroupContent, encodePairwiseContent, type PairwiseContent } from "./content.ts";
+import { type PrekeySecretStore, sealPrekeyEnvelope } from "./prekey_envelope.ts";
+import { PrekeyError, verifyPrekeyBundle } from "./prekeys.ts";
+import { type LeaveReason, RoomInbox, type RoomOutput, warn, warnUntrusted } from "./room_inbox.ts";
+import { type MemberInfo, RECEIVE_LIMITS, RoomMember } from "./room_member.ts";
+import type { RoomState } from "./room_state.ts";
 import { groupContext, OutboundSenderKey, type SenderKeyState } from "./sender_keys.ts";
 
 export { type MemberInfo, RECEIVE_LIMITS } from "./room_member.ts";
-
-/** Why a warning was raised. */
-export type WarningCode =
-  | "bad-announcement"
-  | "untrusted-member"
-  | "no-answer"
-  | "forged"
-  | "replayed"
-  | "tampered"
-  | "malformed"
-  | "gap"
-  | "unknown-member"
-  | "bad-envelope"
-  | "stale-key"
-  | "too-many-pending"
-  | "over-budget"
-  | "missing-key";
-
-/** What the room session reports to the user interface. */
-export type RoomEvent =
-  | {
-    type: "message";
-    from: MemberInfo;
-    text: string;
-    /** Sender's clock, ms since the Unix epoch. */
-    time: number;
-    /** True for a pairwise message only this member can read. */
-    direct: boolean;
-  }
-  | { type: "member-joined"; member: MemberInfo; initial: boolean }
-  | { type: "member-left"; member: MemberInfo }
-  | { type: "warning"; code: WarningCode; text: string; member?: MemberInfo };
-
-/** What handling one relay record produced. */
-export interface RoomOutput {
-  /** Records to send to the relay, in order. */
-  send: RelayRecord[];
-  /** Events to show, in order. */
-  events: RoomEvent[];
-}
+export type { LeaveReason, RoomEvent, RoomOutput, WarningCode } from "./room_inbox.ts";
 
 /** Options for {@linkcode RoomSession}. */
 export interface RoomSessionOptions {
@@ -93,9 +57,19 @@ export interface RoomSessionOptions {
   nick: string;
   /** Decides whom to share keys with and accept messages from; default: everyone. */
   isTrusted?: (member: { nick: string; fingerprint: string }) => boolean;
+  /** What this member kept of the room from earlier connections (durable rooms). */
+  saved?: RoomState;
+  /** This member's prekey secrets, to open envelopes stored for it (durable rooms). */
+  prekeys?: PrekeySecretStore;
   /** Clock, for tests. */
   now?: () => number;
 }
+
+/** Seconds from the Unix epoch to 2020-01-01: durable epochs never start below the clock. */
+const EPOCH_CLOCK_ORIGIN_MS = 1_577_836_800_000;
+
+/** Relay reasons for a member going away (records `member-offline`). */
+const LEAVE_REASONS: Record<number, LeaveReason> = { 0: "offline", 1: "left", 2: "removed" };
 
 function isUsablePresenceKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): boolean {
   try {
@@ -122,53 +96,70 @@ export class RoomSession {
   readonly announcement: Uint8Array;
   /** Room name. */
   readonly room: string;
-  /** This member's nick. */
-  readonly nick: string;
 
+  #nick: string;
   #identity: Identity;
   #presence: KeyPair = generateKeyPair("25519");
   #context: Uint8Array;
   #isTrusted: (member: { nick: string; fingerprint: string }) => boolean;
   #now: () => number;
-  /** Every announced member, present or not yet, by relay member id. */
+  #saved?: RoomState;
+  /** Every member this client knows: the online ones, and in a durable room the roster. */
   #members = new Map<number, RoomMember>();
+  /** Members that time may need to report on: not yet present, or with held messages. */
+  #watched = new Set<RoomMember>();
+  #inbox: RoomInbox;
   /**
    * Presence keys of every announcement accepted in this session, this
    * member's own included. Each connection announces a fresh one, so a key
    * seen again is an announcement replayed by the relay, never a real member.
    */
   #announcedKeys = new Set<string>();
-  /** Members that time may need to report on: not yet present, or with held messages. */
-  #watched = new Set<RoomMember>();
-  /** Bytes of group messages held for all members together. */
-  #heldBytes = 0;
   #memberId?: number;
+  #durable = false;
   #outbound?: OutboundSenderKey;
   #epoch = 0;
   /** A member who held our key left since our last message: new epoch before the next one. */
   #rekeyDue = false;
+  /** The highest relay sequence read (durable rooms). */
+  #lastSeq = 0;
+  /** Stored items read since the welcome, for the caught-up event. */
+  #storedRead = 0;
 
   /** @example `new RoomSession({ identity, room: "ops", nick: "alice" })` */
   constructor(options: RoomSessionOptions) {
     this.#identity = options.identity;
     this.room = options.room;
-    this.nick = options.nick;
+    this.#nick = options.nick;
     this.#context = groupContext(options.room);
     this.#isTrusted = options.isTrusted ?? (() => true);
     this.#now = options.now ?? Date.now;
-    const announcement: Announcement = {
-      room: options.room,
-      nick: options.nick,
-      pairwisePublicKey: this.#presence.publicKey,
-      time: this.#now(),
-    };
-    this.announcement = signAnnouncement({ identity: this.#identity, announcement });
+    this.#saved = options.saved;
+    this.announcement = this.#announce(options.nick);
     this.#announcedKeys.add(toHex(this.#presence.publicKey));
+    this.#inbox = new RoomInbox({
+      context: this.#context,
+      room: options.room,
+      identityPublicKey: options.identity.publicKey,
+      prekeys: options.prekeys,
+      now: this.#now,
+      watch: (member) => this.#watched.add(member),
+    });
+  }
+
+  /** This member's nick. @example `session.nick` */
+  get nick(): string {
+    return this.#nick;
   }
 
   /** Whether the relay's welcome has arrived. @example `session.joined` */
   get joined(): boolean {
     return this.#memberId !== undefined;
+  }
+
+  /** Whether the room keeps messages for members who are away. @example `session.durable` */
+  get durable(): boolean {
+    return this.#durable;
   }
 
   /** This member's relay-assigned id, once joined. @example `session.memberId` */
@@ -181,10 +172,15 @@ export class RoomSession {
     return this.#epoch;
   }
 
+  /** The highest relay sequence read (durable rooms; 0 otherwise). @example `session.lastSeq` */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
   /**
-   * Whether every member announced so far has either completed its pairwise
-   * handshake or been reported as not answering: from then on, a message
-   * sent reaches everyone who is really here.
+   * Whether every member online has either completed its pairwise handshake
+   * or been reported as not answering: from then on, a message sent reaches
+   * everyone who is really here.
    *
    * @example
    * ```ts
@@ -194,7 +190,8 @@ export class RoomSession {
   get settled(): boolean {
     if (!this.joined) return false;
     for (const member of this.#members.values()) {
-      if (!member.present && !member.warnedNoAnswer) return false;
+      const presence = member.presence;
+      if (presence !== undefined && !presence.present && !presence.warnedNoAnswer) return false;
     }
     return true;
   }
@@ -205,42 +202,151 @@ export class RoomSession {
   }
 
   /**
-   * How many present members hold this member's current sender key: the
-   * most a message encrypted now can reach.
+   * Every member this client knows: in a durable room the whole roster, with
+   * `online` telling who is connected now.
    *
    * @example
    * ```ts
-   * const readers = session.readers();
+   * const away = session.roster().filter((member) => !member.online);
    * ```
    */
-  readers(): number {
-    let count = 0;
+  roster(): MemberInfo[] {
+    return [...this.#members.values()].map((member) => member.info);
+  }
+
+  /**
+   * Who can read a message encrypted now: present members that hold the
+   * current sender key (`online`), and members away that were handed it in
+   * a stored prekey envelope (`later`).
+   *
+   * @example
+   * ```ts
+   * const { online, later } = session.readers();
+   * ```
+   */
+  readers(): { online: number; later: number } {
+    let online = 0;
+    let later = 0;
+    if (this.#rekeyDue) return { online, later };
     for (const member of this.#members.values()) {
-      if (member.present && member.heldEpochOfOurs === this.#epoch && !this.#rekeyDue) count++;
+      if (member.heldEpochOfOurs !== this.#epoch || this.#epoch === 0) continue;
+      if (member.present) online++;
+      else if (this.#durable) later++;
     }
-    return count;
+    return { online, later };
+  }
+
+  /**
+   * Starts the new epoch a departure made due, sending it to the present
+   * trusted members. Call before {@linkcode RoomSession.keyHandoverNeeded}
+   * so that members away are handed the new key, not the retired one.
+   *
+   * @example
+   * ```ts
+   * for (const record of session.prepareToSend()) relay.send(record);
+   * ```
+   */
+  prepareToSend(): RelayRecord[] {
+    if (this.#outbound === undefined) throw new Error("cannot send before the relay's welcome");
+    const output: RoomOutput = { send: [], events: [] };
+    if (this.#rekeyDue) this.#startEpoch(output);
+    return output.send;
+  }
+
+  /**
+   * The trusted members (durable rooms) that are not present and do not hold
+   * the current sender key: before a message, each must be handed the key in
+   * a prekey envelope ({@linkcode RoomSession.sealKeyFor}).
+   *
+   * @example
+   * ```ts
+   * for (const memberId of session.keyHandoverNeeded()) relay.send(getPrekeys(memberId));
+   * ```
+   */
+  keyHandoverNeeded(): number[] {
+    if (!this.#durable || this.#rekeyDue) return [];
+    return [...this.#members.values()].filter((member) =>
+      member.info.trusted && !member.present && member.heldEpochOfOurs !== this.#epoch
+    ).map((member) => member.info.memberId);
+  }
+
+  /**
+   * Seals the current sender key for a member away, to the prekey bundle the
+   * relay handed out for it, and counts the member as holding it. Returns the
+   * envelope for a `store-for` record, or a warning when the bundle is not
+   * that member's (the relay substituted it).
+   *
+   * @example
+   * ```ts
+   * const sealed = session.sealKeyFor(memberId, bundle);
+   * if ("envelope" in sealed) relay.send({ type: "storeFor", id, to: memberId, envelope: sealed.envelope });
+   * ```
+   */
+  sealKeyFor(memberId: number, bundle: Uint8Array): { envelope: Uint8Array } | { warning: string } {
+    const member = this.#members.get(memberId);
+    if (member === undefined || this.#outbound === undefined) {
+      return { warning: `no member ${memberId} to hand a key to` };
+    }
+    try {
+      const verified = verifyPrekeyBundle({
+        identityPublicKey: member.info.identityPublicKey,
+        bundle,
+      });
+      const state = this.#outbound.exportState();
+      const content = encodePairwiseContent({ kind: "sender-key", state });
+      const envelope = sealPrekeyEnvelope({
+        room: this.room,
+        sender: this.#identity,
+        recipientIdentityPublicKey: member.info.identityPublicKey,
+        bundle: verified,
+        content,
+      });
+      content.fill(0);
+      member.heldEpochOfOurs = state.epoch;
+      return { envelope };
+    } catch (error) {
+      if (!(error instanceof PrekeyError)) throw error;
+      return {
+        warning: `could not hand ${member.info.nick} the room key: its prekeys were refused ` +
+          `(${error.message})`,
+      };
+    }
+  }
+
+  /**
+   * The relay did not store a key handed to `memberId` (a limit): it does not
+   * hold the current epoch after all.
+   *
+   * @example
+   * ```ts
+   * session.keyHandoverFailed(memberId);
+   * ```
+   */
+  keyHandoverFailed(memberId: number): void {
+    const member = this.#members.get(memberId);
+    if (member !== undefined && member.heldEpochOfOurs === this.#epoch) member.heldEpochOfOurs = 0;
   }
 
   /**
    * Encrypts and signs a batch of texts as one group message. `send` holds
-   * the records that must go out before it: when a member has left since the
-   * last message, the new sender key for the members who remain.
+   * records that must go out before it (a new epoch for present members, if
+   * {@linkcode RoomSession.prepareToSend} was not called).
    *
    * @example
    * ```ts
-   * const { send, message } = session.encryptTexts(["hello"]);
+   * const { send, message, readers } = session.encryptTexts(["hello"]);
    * for (const record of send) relay.send(record);
    * relay.send({ type: "publish", id: 1, message });
    * ```
    */
-  encryptTexts(texts: string[]): { send: RelayRecord[]; message: Uint8Array; readers: number } {
-    if (this.#outbound === undefined) throw new Error("cannot send before the relay's welcome");
-    const output: RoomOutput = { send: [], events: [] };
-    if (this.#rekeyDue) this.#startEpoch(output);
+  encryptTexts(
+    texts: string[],
+  ): { send: RelayRecord[]; message: Uint8Array; readers: { online: number; later: number } } {
+    const send = this.prepareToSend();
     const readers = this.readers();
     const plaintext = encodeGroupContent({ time: this.#now(), texts });
     return {
-      send: output.send,
+      send,
       message: this.#outbound!.encrypt({ context: this.#context, plaintext }),
       readers,
     };
@@ -264,6 +370,45 @@ export class RoomSession {
   }
 
   /**
+   * A rename record: a new announcement under `nick` (durable rooms; the
+   * relay checks the nick and tells everyone).
+   *
+   * @example
+   * ```ts
+   * relay.send(session.renameTo("alicia"));
+   * ```
+   */
+  renameTo(nick: string): RelayRecord {
+    return { type: "rename", announcement: this.#announce(nick) };
+  }
+
+  /**
+   * What this member must keep of a durable room to pick up where it left
+   * off (undefined before the welcome, and in ephemeral rooms).
+   *
+   * @example
+   * ```ts
+   * await store.putState(key, encodeRoomState(session.exportState()!));
+   * ```
+   */
+  exportState(): RoomState | undefined {
+    if (!this.#durable || this.#memberId === undefined) return undefined;
+    return {
+      memberId: this.#memberId,
+      outbound: this.#outbound?.exportState(),
+      rekeyDue: this.#rekeyDue,
+      lastSeq: this.#lastSeq,
+      members: [...this.#members.values()].map((member) => ({
+        memberId: member.info.memberId,
+        identityPublicKey: member.info.identityPublicKey,
+        nick: member.info.nick,
+        heldEpochOfOurs: member.heldEpochOfOurs,
+        inbound: member.inboundState(),
+      })),
+    };
+  }
+
+  /**
    * Processes one record from the relay.
    *
    * @example
@@ -275,19 +420,57 @@ export class RoomSession {
     const output = this.tick();
     switch (record.type) {
       case "welcome":
-        this.#welcome(record.memberId, record.members, output);
+        this.#welcome(record, output);
         break;
       case "memberJoined":
-        this.#memberAnnounced(record.member, false, output);
+      case "memberOnline":
+        this.#memberOnline(record.member, false, output);
         break;
       case "memberLeft":
-        this.#memberLeft(record.memberId, output);
+        this.#memberGone(record.memberId, "left", output);
+        break;
+      case "memberOffline":
+        this.#memberGone(record.memberId, LEAVE_REASONS[record.reason] ?? "left", output);
+        break;
+      case "renamed":
+        this.#renamed(record.member, output);
         break;
       case "directFrom":
         this.#directFrom(record.from, record.envelope, output);
         break;
       case "deliver":
-        this.#deliver(record.from, record.message, output);
+        this.#stored(
+          record.seq,
+          output,
+          (into) =>
+            this.#withMember(
+              record.from,
+              "a message",
+              into,
+              (member) =>
+                this.#inbox.deliver(member, record.message, into, record.seq || undefined),
+            ),
+        );
+        break;
+      case "storedEnvelope":
+        this.#stored(
+          record.seq,
+          output,
+          (into) =>
+            this.#withMember(
+              record.from,
+              "a stored envelope",
+              into,
+              (member) => this.#inbox.storedEnvelope(member, record.envelope, into, record.seq),
+            ),
+        );
+        break;
+      case "gap":
+        this.#gap(record.first, record.last, record.reason, output);
+        break;
+      case "caughtUp":
+        this.#lastSeq = Math.max(this.#lastSeq, record.seq);
+        output.events.push({ type: "caught-up", seq: record.seq, stored: this.#storedRead });
         break;
       default:
         break;
@@ -309,16 +492,14 @@ export class RoomSession {
     const output: RoomOutput = { send: [], events: [] };
     const now = this.#now();
     for (const member of this.#watched) {
-      const waiting = !member.present && !member.warnedNoAnswer;
+      const presence = member.presence;
+      const waiting = presence !== undefined && !presence.present && !presence.warnedNoAnswer;
       if (!this.#members.has(member.info.memberId) || (!waiting && member.heldCount === 0)) {
         this.#watched.delete(member);
         continue;
       }
-      if (
-        !member.present && !member.warnedNoAnswer &&
-        now - member.announcedAt >= RECEIVE_LIMITS.answerWaitMs
-      ) {
-        member.warnedNoAnswer = true;
+      if (waiting && now - presence.announcedAt >= RECEIVE_LIMITS.answerWaitMs) {
+        presence.warnedNoAnswer = true;
         output.events.push({
           type: "warning",
           code: "no-answer",
@@ -334,7 +515,7 @@ export class RoomSession {
         now - member.heldSince >= RECEIVE_LIMITS.keyWaitMs
       ) {
         member.warnedMissingKey = true;
-        this.#warn(
+        warn(
           output,
           "missing-key",
           member,
@@ -347,16 +528,64 @@ export class RoomSession {
     return output;
   }
 
-  #welcome(memberId: number, members: MemberEntry[], output: RoomOutput): void {
+  #announce(nick: string): Uint8Array {
+    const announcement: Announcement = {
+      room: this.room,
+      nick,
+      pairwisePublicKey: this.#presence.publicKey,
+      time: this.#now(),
+    };
+    return signAnnouncement({ identity: this.#identity, announcement });
+  }
+
+  #welcome(
+    record: Extract<RelayRecord, { type: "welcome" }>,
+    output: RoomOutput,
+  ): void {
     if (this.#memberId !== undefined) return;
-    this.#memberId = memberId;
-    this.#startEpoch(output);
-    for (const entry of members) this.#memberAnnounced(entry, true, output);
+    this.#memberId = record.memberId;
+    this.#durable = record.durable === true;
+    const saved = this.#durable && this.#saved?.memberId === record.memberId
+      ? this.#saved
+      : undefined;
+    const listed = new Set(record.members.map((entry) => entry.memberId));
+    if (saved !== undefined) this.#restore(saved, listed);
+    if (this.#outbound === undefined || this.#rekeyDue) this.#startEpoch(output);
+    for (const entry of record.members) {
+      if (entry.online === false) this.#rosterMember(entry, output);
+      else this.#memberOnline(entry, true, output);
+    }
+  }
+
+  /** Puts back what this member kept; members gone from the roster meanwhile force a rekey. */
+  #restore(saved: RoomState, listed: Set<number>): void {
+    this.#lastSeq = saved.lastSeq;
+    this.#rekeyDue = saved.rekeyDue;
+    if (saved.outbound !== undefined) {
+      this.#epoch = saved.outbound.epoch;
+      this.#outbound = OutboundSenderKey.restore({
+        identity: this.#identity,
+        state: saved.outbound,
+      });
+    }
+    for (const kept of saved.members) {
+      if (!listed.has(kept.memberId)) {
+        // Removed while this member was away: it may hold the current key.
+        if (kept.heldEpochOfOurs !== 0) this.#rekeyDue = true;
+        continue;
+      }
+      const member = this.#newMember(kept.memberId, kept.identityPublicKey, kept.nick, false);
+      member.heldEpochOfOurs = kept.heldEpochOfOurs;
+      if (kept.inbound !== undefined) member.restoreSenderKey(kept.inbound);
+    }
   }
 
   #startEpoch(output: RoomOutput): void {
     this.#rekeyDue = false;
-    this.#epoch++;
+    // In a durable room the epoch also never falls below the clock, so a member that lost
+    // its state starts above what the others hold instead of being refused as stale.
+    const floor = this.#durable ? Math.floor((this.#now() - EPOCH_CLOCK_ORIGIN_MS) / 1000) : 0;
+    this.#epoch = Math.min(0xffff_ffff, Math.max(this.#epoch + 1, floor));
     this.#outbound = OutboundSenderKey.create({
       identity: this.#identity,
       epoch: this.#epoch,
@@ -370,33 +599,47 @@ export class RoomSession {
     }
   }
 
-  #memberAnnounced(entry: MemberEntry, initial: boolean, output: RoomOutput): void {
-    if (entry.memberId === this.#memberId || this.#members.has(entry.memberId)) return;
-    let announcement: Announcement;
+  /** Verifies an announcement for `entry`; returns it, or warns and returns undefined. */
+  #verifiedAnnouncement(
+    entry: MemberEntry,
+    output: RoomOutput,
+    options: { live: boolean },
+  ): Announcement | undefined {
     const memberFingerprint = fingerprint(entry.identityPublicKey);
     try {
-      announcement = verifyAnnouncement({
+      const announcement = verifyAnnouncement({
         identityPublicKey: entry.identityPublicKey,
         bytes: entry.announcement,
       });
       if (announcement.room !== this.room) throw new Error("announcement is for another room");
-      if (!isUsablePresenceKey(this.#presence.secretKey, announcement.pairwisePublicKey)) {
-        throw new Error("announcement carries an invalid presence key");
+      const known = this.#members.get(entry.memberId);
+      if (
+        known !== undefined &&
+        !constantTimeEqual(known.info.identityPublicKey, entry.identityPublicKey)
+      ) {
+        throw new Error(`member ${entry.memberId} is another identity here; the relay swapped it`);
       }
-      if (this.#announcedKeys.has(toHex(announcement.pairwisePublicKey))) {
-        throw new Error("its announcement was seen before: the relay is replaying it");
+      if (options.live) {
+        if (!isUsablePresenceKey(this.#presence.secretKey, announcement.pairwisePublicKey)) {
+          throw new Error("announcement carries an invalid presence key");
+        }
+        if (this.#announcedKeys.has(toHex(announcement.pairwisePublicKey))) {
+          throw new Error("its announcement was seen before: the relay is replaying it");
+        }
       }
       // An honest relay keeps nicks unique in a room; two keys under one nick is impersonation.
-      const namesake = announcement.nick === this.nick && !this.#isOwnKey(entry.identityPublicKey)
+      const namesake = announcement.nick === this.#nick && !this.#isOwnKey(entry.identityPublicKey)
         ? "you"
         : [...this.#members.values()].find((member) =>
-          member.info.nick === announcement.nick && member.info.fingerprint !== memberFingerprint
+          member.info.memberId !== entry.memberId && member.info.nick === announcement.nick &&
+          member.info.fingerprint !== memberFingerprint
         )?.info.fingerprint;
       if (namesake !== undefined) {
         throw new Error(
           `its nick "${announcement.nick}" is already used in this room by ${namesake}`,
         );
       }
+      return announcement;
     } catch (error) {
       output.events.push({
         type: "warning",
@@ -405,38 +648,103 @@ export class RoomSession {
           (error as Error).message
         }`,
       });
-      return;
-    }
-    const info: MemberInfo = {
-      memberId: entry.memberId,
-      nick: announcement.nick,
-      fingerprint: memberFingerprint,
-      identityPublicKey: entry.identityPublicKey,
-      trusted: this.#isTrusted({ nick: announcement.nick, fingerprint: memberFingerprint }),
-    };
-    const member = new RoomMember({
-      info,
-      presenceKey: announcement.pairwisePublicKey,
-      room: this.room,
-      localIdentityPublicKey: this.#identity.publicKey,
-      localPresence: this.#presence,
-      initial,
-      announcedAt: this.#now(),
-      now: this.#now,
-    });
-    this.#announcedKeys.add(toHex(announcement.pairwisePublicKey));
-    this.#members.set(entry.memberId, member);
-    this.#watched.add(member);
-    const hello = member.startHandshake();
-    if (hello !== undefined) {
-      output.send.push({ type: "direct", to: info.memberId, envelope: hello });
+      return undefined;
     }
   }
 
-  /** A member completed its handshake: show it, and send it our key or a confirmation. */
+  #newMember(
+    memberId: number,
+    identityPublicKey: Uint8Array,
+    nick: string,
+    online: boolean,
+  ): RoomMember {
+    const memberFingerprint = fingerprint(identityPublicKey);
+    const member = new RoomMember({
+      info: {
+        memberId,
+        nick,
+        fingerprint: memberFingerprint,
+        identityPublicKey,
+        trusted: this.#isTrusted({ nick, fingerprint: memberFingerprint }),
+        online,
+      },
+      room: this.room,
+      localIdentityPublicKey: this.#identity.publicKey,
+      localPresence: this.#presence,
+      now: this.#now,
+    });
+    this.#members.set(memberId, member);
+    return member;
+  }
+
+  /** A roster member that is away (durable rooms): known, not online. */
+  #rosterMember(entry: MemberEntry, output: RoomOutput): void {
+    if (entry.memberId === this.#memberId) return;
+    const announcement = this.#verifiedAnnouncement(entry, output, { live: false });
+    if (announcement === undefined) return;
+    const member = this.#members.get(entry.memberId) ??
+      this.#newMember(entry.memberId, entry.identityPublicKey, announcement.nick, false);
+    member.info.nick = announcement.nick;
+  }
+
+  #memberOnline(entry: MemberEntry, initial: boolean, output: RoomOutput): void {
+    if (entry.memberId === this.#memberId) return;
+    const existing = this.#members.get(entry.memberId);
+    if (existing?.presence !== undefined) return;
+    const announcement = this.#verifiedAnnouncement(entry, output, { live: true });
+    if (announcement === undefined) return;
+    const member = existing ??
+      this.#newMember(entry.memberId, entry.identityPublicKey, announcement.nick, true);
+    if (member.info.nick !== announcement.nick) {
+      const previousNick = member.info.nick;
+      member.info.nick = announcement.nick;
+      output.events.push({ type: "member-renamed", member: member.info, previousNick });
+    }
+    this.#announcedKeys.add(toHex(announcement.pairwisePublicKey));
+    const presence = member.goOnline({
+      presenceKey: announcement.pairwisePublicKey,
+      initial,
+      announcedAt: this.#now(),
+    });
+    this.#watched.add(member);
+    const hello = presence.startHandshake();
+    if (hello !== undefined) {
+      output.send.push({ type: "direct", to: entry.memberId, envelope: hello });
+    }
+  }
+
+  #renamed(entry: MemberEntry, output: RoomOutput): void {
+    if (entry.memberId === this.#memberId) {
+      try {
+        const own = verifyAnnouncement({
+          identityPublicKey: this.#identity.publicKey,
+          bytes: entry.announcement,
+        });
+        if (own.room === this.room && this.#isOwnKey(entry.identityPublicKey)) {
+          this.#nick = own.nick;
+        }
+      } catch {
+        // Not ours after all: nothing to change.
+      }
+      return;
+    }
+    const member = this.#members.get(entry.memberId);
+    if (member === undefined) return;
+    const announcement = this.#verifiedAnnouncement(entry, output, { live: false });
+    if (announcement === undefined || announcement.nick === member.info.nick) return;
+    const previousNick = member.info.nick;
+    member.info.nick = announcement.nick;
+    output.events.push({ type: "member-renamed", member: member.info, previousNick });
+  }
+
+  /** A member completed its handshake: show it. */
   #memberPresent(member: RoomMember, output: RoomOutput): void {
-    output.events.push({ type: "member-joined", member: member.info, initial: member.initial });
-    if (!member.info.trusted) this.#warnUntrusted(member, output);
+    output.events.push({
+      type: "member-joined",
+      member: member.info,
+      initial: member.presence?.initial ?? false,
+    });
+    if (!member.info.trusted) warnUntrusted(member, output);
   }
 
   /** The first data message of this side of a session: our key if we trust the member. */
@@ -459,28 +767,24 @@ export class RoomSession {
     return { type: "direct", to: member.info.memberId, envelope };
   }
 
-  #warnUntrusted(member: RoomMember, output: RoomOutput): void {
-    if (member.warnedUntrusted) return;
-    member.warnedUntrusted = true;
-    output.events.push({
-      type: "warning",
-      code: "untrusted-member",
-      member: member.info,
-      text: `${member.info.nick} (${member.info.fingerprint}) is not trusted: ` +
-        "not sharing keys with it and ignoring its messages",
-    });
-  }
-
-  #memberLeft(memberId: number, output: RoomOutput): void {
+  #memberGone(memberId: number, reason: LeaveReason, output: RoomOutput): void {
     const member = this.#members.get(memberId);
     if (member === undefined) return;
+    const wasPresent = member.present;
+    if (reason === "offline" && this.#durable) {
+      member.goOffline();
+      if (wasPresent) output.events.push({ type: "member-left", member: member.info, reason });
+      return;
+    }
+    member.goOffline();
     this.#members.delete(memberId);
     this.#watched.delete(member);
-    this.#heldBytes -= member.heldBytes;
-    const unreadable = member.dropHeld();
-    if (member.present) output.events.push({ type: "member-left", member: member.info });
+    const unreadable = this.#inbox.dropHeld(member);
+    if (wasPresent || this.#durable) {
+      output.events.push({ type: "member-left", member: member.info, reason });
+    }
     if (unreadable > 0) {
-      this.#warn(
+      warn(
         output,
         "missing-key",
         member,
@@ -488,7 +792,6 @@ export class RoomSession {
           `arrived (withheld by the relay, or ${member.info.nick} did not trust you)`,
       );
     }
-    if (!member.present) return;
     // The member who left may hold our current chain key: nothing more is sent under it. The new
     // epoch starts with our next message, so a burst of leaves costs one rekey, and idle
     // members send nothing.
@@ -507,7 +810,7 @@ export class RoomSession {
     }
     const outcome = member.receivePairwise(bytes);
     if ("reason" in outcome) {
-      this.#warn(
+      warn(
         output,
         outcome.reason === "replayed" ? "replayed" : "bad-envelope",
         member,
@@ -527,7 +830,7 @@ export class RoomSession {
       case "data":
         if (outcome.confirmedNow) this.#memberPresent(member, output);
         if (outcome.skipped > 0) {
-          this.#warn(
+          warn(
             output,
             "gap",
             member,
@@ -535,143 +838,67 @@ export class RoomSession {
               "(withheld or lost: a key or a direct message may be missing)",
           );
         }
-        this.#pairwiseContent(member, outcome.plaintext, output);
+        this.#inbox.pairwiseContent(member, outcome.plaintext, output);
         return;
     }
   }
 
-  #pairwiseContent(member: RoomMember, plaintext: Uint8Array, output: RoomOutput): void {
-    let content: PairwiseContent;
-    try {
-      content = decodePairwiseContent(plaintext);
-    } catch (error) {
-      this.#warn(
-        output,
-        "malformed",
-        member,
-        `rejected a pairwise message from ${member.info.nick}: ${(error as Error).message}`,
-      );
-      return;
-    } finally {
-      plaintext.fill(0);
-    }
-    if (content.kind === "confirm") return;
-    if (!member.info.trusted) {
-      this.#warnUntrusted(member, output);
-      return;
-    }
-    if (content.kind === "direct-text") {
-      output.events.push({
-        type: "message",
-        from: member.info,
-        text: content.text,
-        time: content.time,
-        direct: true,
-      });
-      return;
-    }
-    this.#installSenderKey(member, content.state, output);
-  }
-
-  #installSenderKey(member: RoomMember, state: SenderKeyState, output: RoomOutput): void {
-    const heldBefore = member.heldBytes;
-    const installed = member.installSenderKey(state);
-    this.#heldBytes += member.heldBytes - heldBefore;
-    if (installed === "stale") {
-      this.#warn(
-        output,
-        "stale-key",
-        member,
-        `ignored an old sender key (epoch ${state.epoch}) from ${member.info.nick}: ` +
-          "replayed or out of order",
-      );
-      return;
-    }
-    if (installed.lost > 0) {
-      this.#warn(
-        output,
-        "gap",
-        member,
-        `${installed.lost} message(s) from ${member.info.nick} were sent before its key changed ` +
-          "and never arrived or could not be read (withheld or lost)",
-      );
-    }
-    for (const verified of installed.released) {
-      this.#showGroupOutcome(member, member.openVerified(verified, this.#context), output);
-    }
-  }
-
-  #deliver(from: number, message: Uint8Array, output: RoomOutput): void {
+  #withMember(
+    from: number,
+    what: string,
+    output: RoomOutput,
+    handle: (member: RoomMember) => void,
+  ): void {
     const member = this.#members.get(from);
     if (member === undefined) {
       output.events.push({
         type: "warning",
         code: "unknown-member",
-        text: `ignoring a message from unknown member ${from}`,
+        text: `ignoring ${what} from unknown member ${from}`,
       });
       return;
     }
-    if (!member.info.trusted) {
-      // Its messages are ignored by choice; the user was told once it appeared.
-      if (member.present) this.#warnUntrusted(member, output);
-      return;
-    }
-    const heldBefore = member.heldBytes;
-    const outcome = member.receiveGroup({
-      context: this.#context,
-      message,
-      heldElsewhere: this.#heldBytes - heldBefore,
-      now: this.#now(),
-    });
-    this.#heldBytes += member.heldBytes - heldBefore;
-    if (outcome.kind === "held") this.#watched.add(member);
-    this.#showGroupOutcome(member, outcome, output);
+    handle(member);
   }
 
-  #showGroupOutcome(member: RoomMember, outcome: GroupOutcome, output: RoomOutput): void {
-    const nick = member.info.nick;
-    if (outcome.kind === "held") return;
-    if (outcome.kind === "refused") {
-      const code = outcome.reason === "held-full"
-        ? "too-many-pending"
-        : outcome.reason === "too-far-ahead" || outcome.reason === "wrong-epoch"
-        ? "replayed"
-        : outcome.reason;
-      this.#warn(output, code, member, `rejected a message from ${nick}: ${outcome.text}`);
-      return;
+  /**
+   * Handles a stored item (or a live one, seq 0). An item at or below what
+   * was already read is one the relay sends again after a reconnection that
+   * came before this member's acknowledgement: it is still checked like any
+   * other (the sequence is the relay's word, not proof), and only its
+   * "already read" refusal is kept quiet.
+   */
+  #stored(seq: number | undefined, output: RoomOutput, handle: (into: RoomOutput) => void): void {
+    const counted = this.#durable && seq !== undefined && seq > 0;
+    const resent = counted && seq! <= this.#lastSeq;
+    const into: RoomOutput = { send: output.send, events: [] };
+    handle(into);
+    for (const event of into.events) {
+      if (resent && event.type === "warning" && event.code === "replayed") continue;
+      output.events.push(event);
     }
-    if (outcome.skipped > 0) {
-      this.#warn(
-        output,
-        "gap",
-        member,
-        `${outcome.skipped} message(s) from ${nick} never arrived (withheld or lost)`,
-      );
+    if (counted && !resent) {
+      this.#lastSeq = seq!;
+      this.#storedRead++;
     }
-    let texts: string[];
-    let time: number;
-    try {
-      ({ texts, time } = decodeGroupContent(outcome.plaintext));
-    } catch (error) {
-      // The AEAD accepted it, so the sender's own client encoded it wrongly; the iteration is spent.
-      this.#warn(
-        output,
-        "malformed",
-        member,
-        `rejected a message from ${nick}: ${(error as Error).message}`,
-      );
-      return;
-    }
-    for (const text of texts) {
-      output.events.push({ type: "message", from: member.info, text, time, direct: false });
-    }
+  }
+
+  #gap(first: number, last: number, reason: number, output: RoomOutput): void {
+    const why = reason === 1
+      ? "they expired on the relay before you came back (retention)"
+      : reason === 2
+      ? "the relay stopped keeping messages for you (your mailbox was full)"
+      : "the relay did not keep them";
+    const count = Math.max(1, last - first + 1);
+    output.events.push({
+      type: "warning",
+      code: "gap",
+      text: `up to ${count} stored message(s) (${first}–${last}) were lost: ${why}`,
+    });
+    this.#lastSeq = Math.max(this.#lastSeq, last);
   }
 
   #isOwnKey(identityPublicKey: Uint8Array): boolean {
-    return toHex(identityPublicKey) === toHex(this.#identity.publicKey);
-  }
-
-  #warn(output: RoomOutput, code: WarningCode, member: RoomMember, text: string): void {
-    output.events.push({ type: "warning", code, member: member.info, text });
+    return constantTimeEqual(identityPublicKey, this.#identity.publicKey);
   }
 }

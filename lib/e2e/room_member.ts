@@ -1,25 +1,24 @@
 /**
- * What one member of a room knows about another: the other's signed
- * announcement, the pairwise session between the two, the other's sender key,
- * and the group messages held until that key arrives, within limits that keep
- * one hostile member (or relay) from spending this client's CPU and memory.
+ * What one member of a room knows about another: the other's identity and
+ * nick, its presence on this connection (the pairwise session, when it is
+ * online), its sender key, which of this member's epochs it holds, and the
+ * group messages held until its key arrives, within limits that keep one
+ * hostile member (or relay) from spending this client's CPU and memory.
  *
- * The room session (room.ts) keeps one {@linkcode RoomMember} per announced
- * member and decides what to show and send; this module keeps the state and
- * applies the receive rules of PROTOCOL.md ("Receiving group messages").
+ * In a durable room a member outlives connections: it goes offline and comes
+ * back with a new presence, and its sender key and what it holds of ours are
+ * kept (and persisted by the client) meanwhile.
+ *
+ * The room session (room.ts) keeps one {@linkcode RoomMember} per member and
+ * decides what to show and send; this module keeps the state and applies the
+ * receive rules of PROTOCOL.md ("Receiving group messages").
  *
  * @module
  */
 
 import { TokenBucket } from "../core/rate_limit.ts";
 import type { KeyPair } from "../crypto/noise.ts";
-import {
-  isPairwiseInitiator,
-  PairwiseError,
-  type PairwiseMessageKind,
-  pairwiseMessageKind,
-  PairwiseSession,
-} from "./pairwise_session.ts";
+import { type PairwiseOutcome, type PairwiseRefusal, Presence } from "./presence.ts";
 import {
   GroupMessageError,
   type GroupMessageFailure,
@@ -66,22 +65,11 @@ export interface MemberInfo {
   identityPublicKey: Uint8Array;
   /** Whether this client shares its sender key with the member and accepts its messages. */
   trusted: boolean;
+  /** Whether the member is connected now (in an ephemeral room, always). */
+  online: boolean;
 }
 
-/** What a pairwise message from a member led to. */
-export type PairwiseOutcome =
-  /** This side answered a hello: send `accept`, then this side's first data message. */
-  | { kind: "accepted"; accept: Uint8Array }
-  /** The member's accept verified: it is present; send this side's first data message. */
-  | { kind: "confirmed" }
-  /** A data message opened; `confirmedNow` when it was the member's first. */
-  | { kind: "data"; plaintext: Uint8Array; skipped: number; confirmedNow: boolean };
-
-/** Why a pairwise message was refused, for the user's warning. */
-export interface PairwiseRefusal {
-  reason: PairwiseError["reason"] | "unexpected";
-  text: string;
-}
+export type { PairwiseOutcome, PairwiseRefusal } from "./presence.ts";
 
 /** What handing a member's group message to its state led to. */
 export type GroupOutcome =
@@ -104,18 +92,12 @@ export interface KeyInstalled {
 /** Options for {@linkcode RoomMember}. */
 export interface RoomMemberOptions {
   info: MemberInfo;
-  /** The member's announced X25519 presence key. */
-  presenceKey: Uint8Array;
   /** Room name, for the pairwise prologue and group-message context. */
   room: string;
   /** This client's identity public key. */
   localIdentityPublicKey: Uint8Array;
-  /** This client's presence key pair. */
+  /** This client's presence key pair on this connection. */
   localPresence: KeyPair;
-  /** Whether the member was listed in the welcome (already there when this client joined). */
-  initial: boolean;
-  /** When the member was announced (this client's clock). */
-  announcedAt: number;
   /** Clock in milliseconds for the work budget. */
   now: () => number;
 }
@@ -133,24 +115,16 @@ export interface RoomMemberOptions {
 export class RoomMember {
   /** What the user is shown about the member. */
   readonly info: MemberInfo;
-  /** Whether the member was listed in the welcome. */
-  readonly initial: boolean;
-  /** When the member was announced. */
-  readonly announcedAt: number;
-  /** Whether this client starts the pairwise handshake with the member. */
-  readonly isInitiator: boolean;
-  /** Whether the user was told that the member did not answer in time. */
-  warnedNoAnswer = false;
   /** Whether the user was told the member is not trusted. */
   warnedUntrusted = false;
   /** Whether the user was told that held messages are waiting for a key. */
   warnedMissingKey = false;
   /** This client's epoch that the member holds (0: none); it can read messages under it. */
   heldEpochOfOurs = 0;
+  /** The member on this connection, while it is online. */
+  presence?: Presence;
 
   #options: RoomMemberOptions;
-  #session?: PairwiseSession;
-  #present = false;
   #inbound?: InboundSenderKey;
   #held: VerifiedGroupMessage[] = [];
   #heldBytes = 0;
@@ -161,9 +135,6 @@ export class RoomMember {
   constructor(options: RoomMemberOptions) {
     this.#options = options;
     this.info = options.info;
-    this.initial = options.initial;
-    this.announcedAt = options.announcedAt;
-    this.isInitiator = isPairwiseInitiator(options.localPresence.publicKey, options.presenceKey);
     this.#budget = new TokenBucket({
       ratePerSecond: RECEIVE_LIMITS.chainStepsPerSecond,
       burst: RECEIVE_LIMITS.chainStepBurst,
@@ -171,14 +142,52 @@ export class RoomMember {
     });
   }
 
-  /** Whether the member completed the pairwise handshake with fresh keys. @example `member.present` */
-  get present(): boolean {
-    return this.#present;
+  /**
+   * The member came online with `presenceKey`: a fresh presence (and, after
+   * the handshake, a fresh pairwise session) replaces any earlier one.
+   *
+   * @example
+   * ```ts
+   * member.goOnline({ presenceKey, initial: false, announcedAt: Date.now() });
+   * const hello = member.presence!.startHandshake();
+   * ```
+   */
+  goOnline(options: { presenceKey: Uint8Array; initial: boolean; announcedAt: number }): Presence {
+    this.presence?.close();
+    this.info.online = true;
+    this.presence = new Presence({
+      room: this.#options.room,
+      localIdentityPublicKey: this.#options.localIdentityPublicKey,
+      remoteIdentityPublicKey: this.info.identityPublicKey,
+      localPresence: this.#options.localPresence,
+      presenceKey: options.presenceKey,
+      initial: options.initial,
+      announcedAt: options.announcedAt,
+      budget: this.#budget,
+    });
+    return this.presence;
   }
 
-  /** Whether data can be sent to the member. @example `member.established` */
+  /** The member went offline: its presence ends. @example `member.goOffline()` */
+  goOffline(): void {
+    this.presence?.close();
+    this.presence = undefined;
+    this.info.online = false;
+  }
+
+  /** Whether the member completed the pairwise handshake on this connection. @example `member.present` */
+  get present(): boolean {
+    return this.presence?.present === true;
+  }
+
+  /** Whether pairwise data can be sent to the member. @example `member.established` */
   get established(): boolean {
-    return this.#session?.established === true;
+    return this.presence?.established === true;
+  }
+
+  /** The member's sender key state held here, for persistence. @example `member.inboundState()` */
+  inboundState(): SenderKeyState | undefined {
+    return this.#inbound?.exportState();
   }
 
   /** The epoch of the member's sender key held here (0: none). @example `member.inboundEpoch` */
@@ -202,24 +211,7 @@ export class RoomMember {
   }
 
   /**
-   * Starts the pairwise handshake if this side initiates it, returning the
-   * hello to send; returns `undefined` when the member initiates.
-   *
-   * @example
-   * ```ts
-   * const hello = member.startHandshake();
-   * ```
-   */
-  startHandshake(): Uint8Array | undefined {
-    if (!this.isInitiator || this.#session !== undefined) return undefined;
-    const { session, hello } = PairwiseSession.initiate(this.#sessionOptions());
-    this.#session = session;
-    return hello;
-  }
-
-  /**
-   * Handles a pairwise message from the member. Returns what it led to, or a
-   * refusal to report; refused messages change nothing.
+   * Handles a pairwise message from the member on this connection.
    *
    * @example
    * ```ts
@@ -227,62 +219,14 @@ export class RoomMember {
    * ```
    */
   receivePairwise(bytes: Uint8Array): PairwiseOutcome | PairwiseRefusal {
-    let kind: PairwiseMessageKind;
-    try {
-      kind = pairwiseMessageKind(bytes);
-      switch (kind) {
-        case "hello":
-          return this.#acceptHello(bytes);
-        case "accept":
-          return this.#readAccept(bytes);
-        case "data":
-          return this.#openData(bytes);
-      }
-    } catch (error) {
-      if (error instanceof PairwiseError) return { reason: error.reason, text: error.message };
-      return { reason: "unexpected", text: (error as Error).message };
+    if (this.presence === undefined) {
+      return { reason: "not-established", text: "a pairwise message while it is offline" };
     }
-  }
-
-  #acceptHello(hello: Uint8Array): PairwiseOutcome | PairwiseRefusal {
-    if (this.isInitiator) {
-      return {
-        reason: "malformed",
-        text: "it sent a handshake hello although this side starts the handshake",
-      };
-    }
-    if (this.#session !== undefined) {
-      return { reason: "replayed", text: "a second handshake hello (replayed by the relay?)" };
-    }
-    const { session, accept } = PairwiseSession.accept({ ...this.#sessionOptions(), hello });
-    this.#session = session;
-    return { kind: "accepted", accept };
-  }
-
-  #readAccept(accept: Uint8Array): PairwiseOutcome | PairwiseRefusal {
-    if (!this.isInitiator || this.#session === undefined) {
-      return { reason: "malformed", text: "a handshake accept nobody asked for" };
-    }
-    if (this.#session.established) {
-      return { reason: "replayed", text: "a second handshake accept (replayed by the relay?)" };
-    }
-    this.#session.readAccept(accept);
-    this.#present = true;
-    return { kind: "confirmed" };
-  }
-
-  #openData(message: Uint8Array): PairwiseOutcome | PairwiseRefusal {
-    if (this.#session === undefined || !this.#session.established) {
-      return { reason: "not-established", text: "a pairwise message before the handshake" };
-    }
-    const { plaintext, skipped } = this.#session.decrypt(message);
-    const confirmedNow = !this.#present;
-    this.#present = true;
-    return { kind: "data", plaintext, skipped, confirmedNow };
+    return this.presence.receivePairwise(bytes);
   }
 
   /**
-   * Encrypts a pairwise plaintext for the member.
+   * Encrypts a pairwise plaintext for the member over this connection's session.
    *
    * @example
    * ```ts
@@ -290,10 +234,8 @@ export class RoomMember {
    * ```
    */
   seal(plaintext: Uint8Array): Uint8Array {
-    if (this.#session === undefined || !this.#session.established) {
-      throw new Error(`no pairwise session with ${this.info.nick} yet`);
-    }
-    return this.#session.encrypt(plaintext);
+    if (this.presence === undefined) throw new Error(`${this.info.nick} is offline`);
+    return this.presence.seal(plaintext);
   }
 
   /**
@@ -374,9 +316,12 @@ export class RoomMember {
    * const { lost, released } = member.installSenderKey(state);
    * ```
    */
-  installSenderKey(state: SenderKeyState): KeyInstalled | "stale" {
+  installSenderKey(state: SenderKeyState): KeyInstalled | "stale" | "held" {
     const previous = this.#inbound;
-    if (previous !== undefined && state.epoch <= previous.epoch) return "stale";
+    // The same epoch again: a member re-sends its current key whenever it comes back online
+    // (durable rooms), and the chain held here is already at or past it.
+    if (previous !== undefined && state.epoch === previous.epoch) return "held";
+    if (previous !== undefined && state.epoch < previous.epoch) return "stale";
     const kept: VerifiedGroupMessage[] = [];
     const released: VerifiedGroupMessage[] = [];
     let skippedHeld = 0;
@@ -408,6 +353,18 @@ export class RoomMember {
   }
 
   /**
+   * Puts back a sender key this client kept from an earlier connection.
+   *
+   * @example
+   * ```ts
+   * member.restoreSenderKey(saved);
+   * ```
+   */
+  restoreSenderKey(state: SenderKeyState): void {
+    this.#inbound = new InboundSenderKey({ senderPublicKey: this.info.identityPublicKey, state });
+  }
+
+  /**
    * Drops every held message (the member left) and returns how many there were.
    *
    * @example
@@ -420,18 +377,6 @@ export class RoomMember {
     this.#held = [];
     this.#heldBytes = 0;
     return count;
-  }
-
-  #sessionOptions() {
-    const options = this.#options;
-    return {
-      room: options.room,
-      localIdentityPublicKey: options.localIdentityPublicKey,
-      remoteIdentityPublicKey: options.info.identityPublicKey,
-      localPresence: options.localPresence,
-      remotePresencePublicKey: options.presenceKey,
-      budget: this.#budget,
-    };
   }
 }
 

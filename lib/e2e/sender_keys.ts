@@ -229,6 +229,29 @@ export class OutboundSenderKey {
     return new OutboundSenderKey(identity, epoch, iteration, randomBytes(KEY_LENGTH));
   }
 
+  /**
+   * Takes back a sender key this member kept between connections (durable
+   * rooms): it continues from `state` exactly as if it had never stopped.
+   *
+   * @example
+   * ```ts
+   * const outbound = OutboundSenderKey.restore({ identity, state: saved });
+   * ```
+   */
+  static restore(options: { identity: SigningIdentity; state: SenderKeyState }): OutboundSenderKey {
+    const { identity, state } = options;
+    assertU32(state.epoch, "epoch");
+    assertU32(state.iteration, "iteration");
+    if (state.chainKey.length !== KEY_LENGTH) throw new TypeError("chain key must be 32 bytes");
+    if (
+      identity.publicKey.length !== KEY_LENGTH ||
+      !constantTimeEqual(cryptoBackend.ed25519PublicKey(identity.secretKey), identity.publicKey)
+    ) {
+      throw new TypeError("identity public key does not belong to its secret key");
+    }
+    return new OutboundSenderKey(identity, state.epoch, state.iteration, state.chainKey.slice());
+  }
+
   /** The epoch of this sender key. @example `outbound.epoch` */
   get epoch(): number {
     return this.#epoch;

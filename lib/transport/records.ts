@@ -40,6 +40,8 @@ export interface MemberEntry {
   identityPublicKey: Uint8Array;
   /** The member's signed announcement, forwarded untouched. */
   announcement: Uint8Array;
+  /** PROVISIONAL: whether it is connected now (durable rooms list offline members too). */
+  online?: boolean;
 }
 
 /** Error codes the relay sends before closing a connection. */
@@ -60,14 +62,45 @@ export type RelayRecord =
   | { type: "join"; announcement: Uint8Array }
   | { type: "publish"; id: number; message: Uint8Array }
   | { type: "direct"; to: number; envelope: Uint8Array }
-  | { type: "welcome"; memberId: number; members: MemberEntry[] }
+  | { type: "welcome"; memberId: number; members: MemberEntry[]; durable?: boolean; head?: number }
   | { type: "memberJoined"; member: MemberEntry }
   | { type: "memberLeft"; memberId: number }
-  | { type: "deliver"; from: number; message: Uint8Array }
+  | { type: "deliver"; from: number; message: Uint8Array; seq?: number }
   | { type: "directFrom"; from: number; envelope: Uint8Array }
-  | { type: "ack"; id: number; recipients: number }
+  | {
+    type: "ack";
+    id: number;
+    recipients?: number;
+    seq?: number;
+    online?: number;
+    stored?: number;
+    refused?: number;
+  }
   | { type: "error"; code: number; message: string }
-  | { type: "directFailed"; to: number; reason: number };
+  | { type: "directFailed"; to: number; reason: number }
+  // PROVISIONAL (client2 branch): durable-room records until relay2's records.ts lands.
+  | { type: "memberOnline"; member: MemberEntry }
+  | { type: "memberOffline"; memberId: number; reason: number }
+  | { type: "storedEnvelope"; seq: number; from: number; envelope: Uint8Array }
+  | { type: "gap"; first: number; last: number; reason: number }
+  | { type: "caughtUp"; seq: number }
+  | { type: "renamed"; member: MemberEntry }
+  | { type: "rename"; announcement: Uint8Array }
+  | {
+    type: "prekeys";
+    id: number;
+    memberId: number;
+    signedPrekey: Uint8Array;
+    oneTimePrekey: Uint8Array;
+  }
+  | { type: "read"; id: number; seq: number }
+  | { type: "prekeyCount"; count: number }
+  | { type: "acknowledge"; seq: number }
+  | { type: "putPrekeys"; signedPrekey: Uint8Array; oneTimePrekeys: Uint8Array[] }
+  | { type: "getPrekeys"; id: number; memberId: number }
+  | { type: "storeFor"; id: number; to: number; envelope: Uint8Array }
+  | { type: "leave" }
+  | { type: "watchRead"; id: number; seq: number };
 
 /** The longest prefix of `text` whose UTF-8 fits in `limit` bytes, cut between characters. */
 function utf8Prefix(text: string, limit: number): Uint8Array {
@@ -101,7 +134,7 @@ function readMember(reader: ByteReader): MemberEntry {
  */
 export function encodeRecord(record: RelayRecord): Uint8Array {
   const writer = new ByteWriter(16);
-  writer.u8(RecordType[record.type]);
+  writer.u8(RecordType[record.type as keyof typeof RecordType]); // PROVISIONAL cast (client2)
   switch (record.type) {
     case "join":
       writer.bytes16(record.announcement);
@@ -129,7 +162,7 @@ export function encodeRecord(record: RelayRecord): Uint8Array {
       writer.u32(record.from).raw(record.envelope);
       break;
     case "ack":
-      writer.u32(record.id).u32(record.recipients);
+      writer.u32(record.id).u32(record.recipients ?? record.online ?? 0); // PROVISIONAL (client2)
       break;
     case "error":
       writer.u16(record.code).bytes8(utf8Prefix(record.message, 0xff));
