@@ -632,6 +632,53 @@ export class ChatClient {
   }
 
   /**
+   * Waits until every member of the (durable) room has read the message the
+   * relay stored as `seq` (`join --wait-read`). Rejects if the connection
+   * ends first.
+   *
+   * @example
+   * ```ts
+   * const [delivery] = await client.send(["deploy done"]);
+   * await client.waitRead(delivery.seq);
+   * ```
+   */
+  async waitRead(seq: number): Promise<void> {
+    await this.#request((id) => ({ type: "watchRead", id, seq }));
+  }
+
+  /**
+   * Renames this member in a durable room; resolves once the relay has told
+   * the room (others see "alice is now known as alicia").
+   *
+   * @example
+   * ```ts
+   * await client.rename("alicia");
+   * ```
+   */
+  rename(nick: string): void {
+    this.#channel.send(encodeRecord(this.#session.renameTo(nick)));
+  }
+
+  /**
+   * Leaves a durable room for good: the relay takes this member off the
+   * roster, the others move to keys it will never see, and what this client
+   * kept of the room (not its history) is forgotten. Resolves when the
+   * connection is closed.
+   *
+   * @example
+   * ```ts
+   * await client.leave();
+   * ```
+   */
+  async leave(): Promise<void> {
+    this.#closing = true;
+    this.#channel.send(encodeRecord({ type: "leave" }));
+    this.#channel.close();
+    await this.#closed;
+    await this.#keeper.forget();
+  }
+
+  /**
    * Leaves the room: sends what is queued, closes the connection and
    * resolves when it is closed.
    *
@@ -640,8 +687,11 @@ export class ChatClient {
    * await client.close();
    * ```
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#closing = true;
+    clearTimeout(this.#ackTimer);
+    // What was read is kept and acknowledged before the connection ends.
+    if (this.#session.durable && !this.#channel.closed) await this.#acknowledge();
     this.#channel.close();
     return this.#closed;
   }

@@ -36,13 +36,12 @@ import { fingerprint } from "../identity/fingerprint.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { MemberEntry, RelayRecord } from "../transport/records.ts";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
-import { encodeGroupContent, encodePairwiseContent, type PairwiseContent } from "./content.ts";
-import { type PrekeySecretStore, sealPrekeyEnvelope } from "./prekey_envelope.ts";
-import { PrekeyError, verifyPrekeyBundle } from "./prekeys.ts";
+import type { PrekeySecretStore } from "./prekey_envelope.ts";
 import { type LeaveReason, RoomInbox, type RoomOutput, warn, warnUntrusted } from "./room_inbox.ts";
 import { type MemberInfo, RECEIVE_LIMITS, RoomMember } from "./room_member.ts";
+import { pairwiseTo, RoomSender } from "./room_sender.ts";
 import type { RoomState } from "./room_state.ts";
-import { groupContext, OutboundSenderKey, type SenderKeyState } from "./sender_keys.ts";
+import { groupContext } from "./sender_keys.ts";
 
 export { type MemberInfo, RECEIVE_LIMITS } from "./room_member.ts";
 export type { LeaveReason, RoomEvent, RoomOutput, WarningCode } from "./room_inbox.ts";
@@ -64,9 +63,6 @@ export interface RoomSessionOptions {
   /** Clock, for tests. */
   now?: () => number;
 }
-
-/** Seconds from the Unix epoch to 2020-01-01: durable epochs never start below the clock. */
-const EPOCH_CLOCK_ORIGIN_MS = 1_577_836_800_000;
 
 /** Relay reasons for a member going away (records `member-offline`). */
 const LEAVE_REASONS: Record<number, LeaveReason> = { 0: "offline", 1: "left", 2: "removed" };
@@ -116,11 +112,7 @@ export class RoomSession {
    */
   #announcedKeys = new Set<string>();
   #memberId?: number;
-  #durable = false;
-  #outbound?: OutboundSenderKey;
-  #epoch = 0;
-  /** A member who held our key left since our last message: new epoch before the next one. */
-  #rekeyDue = false;
+  #sender: RoomSender;
   /** The highest relay sequence read (durable rooms). */
   #lastSeq = 0;
   /** Stored items read since the welcome, for the caught-up event. */
@@ -145,6 +137,13 @@ export class RoomSession {
       now: this.#now,
       watch: (member) => this.#watched.add(member),
     });
+    this.#sender = new RoomSender({
+      identity: options.identity,
+      room: options.room,
+      context: this.#context,
+      members: this.#members,
+      now: this.#now,
+    });
   }
 
   /** This member's nick. @example `session.nick` */
@@ -159,7 +158,7 @@ export class RoomSession {
 
   /** Whether the room keeps messages for members who are away. @example `session.durable` */
   get durable(): boolean {
-    return this.#durable;
+    return this.#sender.durable;
   }
 
   /** This member's relay-assigned id, once joined. @example `session.memberId` */
@@ -169,7 +168,7 @@ export class RoomSession {
 
   /** The current sender key epoch (0 before joining). @example `session.epoch` */
   get epoch(): number {
-    return this.#epoch;
+    return this.#sender.epoch;
   }
 
   /** The highest relay sequence read (durable rooms; 0 otherwise). @example `session.lastSeq` */
@@ -225,15 +224,7 @@ export class RoomSession {
    * ```
    */
   readers(): { online: number; later: number } {
-    let online = 0;
-    let later = 0;
-    if (this.#rekeyDue) return { online, later };
-    for (const member of this.#members.values()) {
-      if (member.heldEpochOfOurs !== this.#epoch || this.#epoch === 0) continue;
-      if (member.present) online++;
-      else if (this.#durable) later++;
-    }
-    return { online, later };
+    return this.#sender.readers();
   }
 
   /**
@@ -247,10 +238,8 @@ export class RoomSession {
    * ```
    */
   prepareToSend(): RelayRecord[] {
-    if (this.#outbound === undefined) throw new Error("cannot send before the relay's welcome");
-    const output: RoomOutput = { send: [], events: [] };
-    if (this.#rekeyDue) this.#startEpoch(output);
-    return output.send;
+    if (!this.#sender.ready) throw new Error("cannot send before the relay's welcome");
+    return this.#sender.rekeyDue ? this.#sender.startEpoch() : [];
   }
 
   /**
@@ -264,10 +253,7 @@ export class RoomSession {
    * ```
    */
   keyHandoverNeeded(): number[] {
-    if (!this.#durable || this.#rekeyDue) return [];
-    return [...this.#members.values()].filter((member) =>
-      member.info.trusted && !member.present && member.heldEpochOfOurs !== this.#epoch
-    ).map((member) => member.info.memberId);
+    return this.#sender.handoverNeeded();
   }
 
   /**
@@ -284,33 +270,8 @@ export class RoomSession {
    */
   sealKeyFor(memberId: number, bundle: Uint8Array): { envelope: Uint8Array } | { warning: string } {
     const member = this.#members.get(memberId);
-    if (member === undefined || this.#outbound === undefined) {
-      return { warning: `no member ${memberId} to hand a key to` };
-    }
-    try {
-      const verified = verifyPrekeyBundle({
-        identityPublicKey: member.info.identityPublicKey,
-        bundle,
-      });
-      const state = this.#outbound.exportState();
-      const content = encodePairwiseContent({ kind: "sender-key", state });
-      const envelope = sealPrekeyEnvelope({
-        room: this.room,
-        sender: this.#identity,
-        recipientIdentityPublicKey: member.info.identityPublicKey,
-        bundle: verified,
-        content,
-      });
-      content.fill(0);
-      member.heldEpochOfOurs = state.epoch;
-      return { envelope };
-    } catch (error) {
-      if (!(error instanceof PrekeyError)) throw error;
-      return {
-        warning: `could not hand ${member.info.nick} the room key: its prekeys were refused ` +
-          `(${error.message})`,
-      };
-    }
+    if (member === undefined) return { warning: `no member ${memberId} to hand a key to` };
+    return this.#sender.sealFor(member, bundle);
   }
 
   /**
@@ -324,7 +285,9 @@ export class RoomSession {
    */
   keyHandoverFailed(memberId: number): void {
     const member = this.#members.get(memberId);
-    if (member !== undefined && member.heldEpochOfOurs === this.#epoch) member.heldEpochOfOurs = 0;
+    if (member !== undefined && member.heldEpochOfOurs === this.#sender.epoch) {
+      member.heldEpochOfOurs = 0;
+    }
   }
 
   /**
@@ -344,12 +307,7 @@ export class RoomSession {
   ): { send: RelayRecord[]; message: Uint8Array; readers: { online: number; later: number } } {
     const send = this.prepareToSend();
     const readers = this.readers();
-    const plaintext = encodeGroupContent({ time: this.#now(), texts });
-    return {
-      send,
-      message: this.#outbound!.encrypt({ context: this.#context, plaintext }),
-      readers,
-    };
+    return { send, message: this.#sender.encrypt(texts), readers };
   }
 
   /**
@@ -366,7 +324,7 @@ export class RoomSession {
     if (member === undefined || !member.present || !member.established) {
       throw new Error(`no member ${memberId} is present in room ${this.room}`);
     }
-    return this.#pairwiseTo(member, { kind: "direct-text", time: this.#now(), text });
+    return pairwiseTo(member, { kind: "direct-text", time: this.#now(), text });
   }
 
   /**
@@ -392,11 +350,11 @@ export class RoomSession {
    * ```
    */
   exportState(): RoomState | undefined {
-    if (!this.#durable || this.#memberId === undefined) return undefined;
+    if (!this.#sender.durable || this.#memberId === undefined) return undefined;
     return {
       memberId: this.#memberId,
-      outbound: this.#outbound?.exportState(),
-      rekeyDue: this.#rekeyDue,
+      outbound: this.#sender.state(),
+      rekeyDue: this.#sender.rekeyDue,
       lastSeq: this.#lastSeq,
       members: [...this.#members.values()].map((member) => ({
         memberId: member.info.memberId,
@@ -544,13 +502,15 @@ export class RoomSession {
   ): void {
     if (this.#memberId !== undefined) return;
     this.#memberId = record.memberId;
-    this.#durable = record.durable === true;
-    const saved = this.#durable && this.#saved?.memberId === record.memberId
+    this.#sender.durable = record.durable === true;
+    const saved = this.#sender.durable && this.#saved?.memberId === record.memberId
       ? this.#saved
       : undefined;
     const listed = new Set(record.members.map((entry) => entry.memberId));
     if (saved !== undefined) this.#restore(saved, listed);
-    if (this.#outbound === undefined || this.#rekeyDue) this.#startEpoch(output);
+    if (!this.#sender.ready || this.#sender.rekeyDue) {
+      output.send.push(...this.#sender.startEpoch());
+    }
     for (const entry of record.members) {
       if (entry.online === false) this.#rosterMember(entry, output);
       else this.#memberOnline(entry, true, output);
@@ -560,42 +520,16 @@ export class RoomSession {
   /** Puts back what this member kept; members gone from the roster meanwhile force a rekey. */
   #restore(saved: RoomState, listed: Set<number>): void {
     this.#lastSeq = saved.lastSeq;
-    this.#rekeyDue = saved.rekeyDue;
-    if (saved.outbound !== undefined) {
-      this.#epoch = saved.outbound.epoch;
-      this.#outbound = OutboundSenderKey.restore({
-        identity: this.#identity,
-        state: saved.outbound,
-      });
-    }
+    if (saved.outbound !== undefined) this.#sender.restore(saved.outbound, saved.rekeyDue);
     for (const kept of saved.members) {
       if (!listed.has(kept.memberId)) {
         // Removed while this member was away: it may hold the current key.
-        if (kept.heldEpochOfOurs !== 0) this.#rekeyDue = true;
+        if (kept.heldEpochOfOurs !== 0) this.#sender.rekeyDue = true;
         continue;
       }
       const member = this.#newMember(kept.memberId, kept.identityPublicKey, kept.nick, false);
       member.heldEpochOfOurs = kept.heldEpochOfOurs;
       if (kept.inbound !== undefined) member.restoreSenderKey(kept.inbound);
-    }
-  }
-
-  #startEpoch(output: RoomOutput): void {
-    this.#rekeyDue = false;
-    // In a durable room the epoch also never falls below the clock, so a member that lost
-    // its state starts above what the others hold instead of being refused as stale.
-    const floor = this.#durable ? Math.floor((this.#now() - EPOCH_CLOCK_ORIGIN_MS) / 1000) : 0;
-    this.#epoch = Math.min(0xffff_ffff, Math.max(this.#epoch + 1, floor));
-    this.#outbound = OutboundSenderKey.create({
-      identity: this.#identity,
-      epoch: this.#epoch,
-      iteration: this.#outbound?.iteration ?? 0,
-    });
-    const state = this.#outbound.exportState();
-    for (const member of this.#members.values()) {
-      if (member.present && member.established && member.info.trusted) {
-        this.#sendSenderKey(member, state, output);
-      }
     }
   }
 
@@ -747,31 +681,11 @@ export class RoomSession {
     if (!member.info.trusted) warnUntrusted(member, output);
   }
 
-  /** The first data message of this side of a session: our key if we trust the member. */
-  #sendFirstData(member: RoomMember, output: RoomOutput): void {
-    // With a rekey due, the current chain is retired: the member gets the next one instead.
-    if (member.info.trusted && this.#outbound !== undefined && !this.#rekeyDue) {
-      this.#sendSenderKey(member, this.#outbound.exportState(), output);
-    } else {
-      output.send.push(this.#pairwiseTo(member, { kind: "confirm" }));
-    }
-  }
-
-  #sendSenderKey(member: RoomMember, state: SenderKeyState, output: RoomOutput): void {
-    output.send.push(this.#pairwiseTo(member, { kind: "sender-key", state }));
-    member.heldEpochOfOurs = state.epoch;
-  }
-
-  #pairwiseTo(member: RoomMember, content: PairwiseContent): RelayRecord {
-    const envelope = member.seal(encodePairwiseContent(content));
-    return { type: "direct", to: member.info.memberId, envelope };
-  }
-
   #memberGone(memberId: number, reason: LeaveReason, output: RoomOutput): void {
     const member = this.#members.get(memberId);
     if (member === undefined) return;
     const wasPresent = member.present;
-    if (reason === "offline" && this.#durable) {
+    if (reason === "offline" && this.#sender.durable) {
       member.goOffline();
       if (wasPresent) output.events.push({ type: "member-left", member: member.info, reason });
       return;
@@ -780,7 +694,7 @@ export class RoomSession {
     this.#members.delete(memberId);
     this.#watched.delete(member);
     const unreadable = this.#inbox.dropHeld(member);
-    if (wasPresent || this.#durable) {
+    if (wasPresent || this.#sender.durable) {
       output.events.push({ type: "member-left", member: member.info, reason });
     }
     if (unreadable > 0) {
@@ -795,7 +709,7 @@ export class RoomSession {
     // The member who left may hold our current chain key: nothing more is sent under it. The new
     // epoch starts with our next message, so a burst of leaves costs one rekey, and idle
     // members send nothing.
-    if (member.heldEpochOfOurs !== 0) this.#rekeyDue = true;
+    if (member.heldEpochOfOurs !== 0) this.#sender.rekeyDue = true;
   }
 
   #directFrom(from: number, bytes: Uint8Array, output: RoomOutput): void {
@@ -821,10 +735,10 @@ export class RoomSession {
     switch (outcome.kind) {
       case "accepted":
         output.send.push({ type: "direct", to: member.info.memberId, envelope: outcome.accept });
-        this.#sendFirstData(member, output);
+        output.send.push(this.#sender.firstData(member));
         return;
       case "confirmed":
-        this.#sendFirstData(member, output);
+        output.send.push(this.#sender.firstData(member));
         this.#memberPresent(member, output);
         return;
       case "data":
@@ -869,7 +783,7 @@ export class RoomSession {
    * "already read" refusal is kept quiet.
    */
   #stored(seq: number | undefined, output: RoomOutput, handle: (into: RoomOutput) => void): void {
-    const counted = this.#durable && seq !== undefined && seq > 0;
+    const counted = this.#sender.durable && seq !== undefined && seq > 0;
     const resent = counted && seq! <= this.#lastSeq;
     const into: RoomOutput = { send: output.send, events: [] };
     handle(into);
