@@ -24,6 +24,7 @@ import { validateNick, validateRoom } from "../../lib/e2e/announcement.ts";
 import { normalizeName } from "../../lib/identity/nick.ts";
 import { MAX_TEXT_BYTES } from "../../lib/e2e/content.ts";
 import type { MemberInfo } from "../../lib/e2e/room.ts";
+import type { Delivery } from "../../lib/client/client.ts";
 import { safetyNumber, safetyNumberRows } from "../../lib/identity/safety_number.ts";
 import type { JoinOutput, NoticeType, OutputSink, PeerStatus, PrintedMessage } from "../output.ts";
 import { actionOf, completeInput, firstWord, helpLines, parseLine } from "./commands.ts";
@@ -50,7 +51,7 @@ export interface RoomMember {
   /** False while the relay is out of reach and the member is reconnecting. */
   readonly connected: boolean;
   members(): MemberInfo[];
-  send(texts: string[]): Promise<number[]>;
+  send(texts: string[]): Promise<Delivery[]>;
   sendDirect(memberId: number, text: string): void;
   close(): Promise<void>;
 }
