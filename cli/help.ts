@@ -107,6 +107,28 @@ export const COMMAND_HELP: Readonly<
       "SECURECHAT_CRYPTO",
     ],
   },
+  leave: {
+    examples: [
+      {
+        what: "leave a durable room for good",
+        command: "securechat leave 127.0.0.1:7878 --room ops --nick ci",
+      },
+    ],
+    environment: ["SECURECHAT_HOME", "SECURECHAT_PASSPHRASE", "USER"],
+  },
+  history: {
+    examples: [
+      {
+        what: "what you kept of a room in the last two hours",
+        command: "securechat history 127.0.0.1:7878 --room ops --since 2h",
+      },
+      {
+        what: "as JSON, for a script",
+        command: "securechat history 127.0.0.1:7878 --room ops --json",
+      },
+    ],
+    environment: ["SECURECHAT_HOME", "SECURECHAT_PASSPHRASE"],
+  },
   "known-servers": {
     examples: [
       { what: "the relays join remembers", command: "securechat known-servers" },

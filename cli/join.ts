@@ -21,12 +21,11 @@ import {
   ReconnectingClient,
 } from "../lib/client/reconnecting_client.ts";
 import { MAX_TEXT_BYTES } from "../lib/e2e/content.ts";
-import { AuthenticationError, NetworkError } from "../lib/core/errors.ts";
-import { fingerprintsEqual, parseFingerprint } from "../lib/identity/fingerprint.ts";
+import { NetworkError } from "../lib/core/errors.ts";
+import { parseFingerprint } from "../lib/identity/fingerprint.ts";
 import type { Identity } from "../lib/identity/identity.ts";
 import type { MemberInfo, RoomEvent } from "../lib/e2e/room.ts";
 import {
-  formatServerAddress,
   KnownPeers,
   KnownServers,
   loadFingerprintList,
@@ -39,6 +38,7 @@ import { runInteractive } from "./interactive.ts";
 import { JoinOutput } from "./output.ts";
 import { keyChangedText, PeerTrust } from "./peer_trust.ts";
 import { knownPeersPath, knownServersPath, prepareHome } from "./paths.ts";
+import { openClientStore, verifyRelay } from "./relay_check.ts";
 import { type InputLine, LineSplitter } from "./lines.ts";
 
 /** Parsed `join` options. */
@@ -53,6 +53,9 @@ interface JoinOptions {
   stay?: boolean;
   count?: number;
   allowInvalidUtf8?: boolean;
+  /** Commander's negation of `--no-history`. */
+  history?: boolean;
+  waitRead?: boolean;
 }
 
 function parseFingerprintOption(text: string): string {
@@ -94,6 +97,14 @@ export function joinCommand(): Command {
     .option("--stay", "keep receiving after stdin ends")
     .option("--count <n>", "exit after receiving n messages", positiveInteger)
     .option(
+      "--no-history",
+      "keep no copy of the messages (the room's keys and position are still kept)",
+    )
+    .option(
+      "--wait-read",
+      "in a durable room, exit only once every member has read what you sent",
+    )
+    .option(
       "--allow-invalid-utf8",
       "send stdin lines that are not valid UTF-8 with U+FFFD in place of the bad bytes (warns " +
         "once) instead of refusing them",
@@ -117,6 +128,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
     notice: (text) => output.notice("warning", text),
   });
   const trust = options.trust ? await loadFingerprintList(options.trust) : undefined;
+  const store = await openClientStore(identity);
   const knownServers = options.serverFingerprint
     ? undefined
     : await KnownServers.load(knownServersPath());
@@ -138,6 +150,8 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
       verifyRelay: (relay) =>
         verifyRelay({ address, relay, pinned: options.serverFingerprint, knownServers, output }),
       isTrusted: trust ? ({ fingerprint }) => trust.has(fingerprint) : undefined,
+      store,
+      history: options.history !== false,
       ...handlers,
     });
   const welcome = (client: ChatClient, verb: string) =>
@@ -208,81 +222,7 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   } finally {
     output.flush();
     await peers.settled();
-  }
-}
-
-/**
- * Checks the relay's key against the pin or `known_servers`, following ssh:
- * by the address as typed, and also by the address it resolved to (so
- * `localhost:7878` and `127.0.0.1:7878` cannot hold two keys unnoticed). A
- * key that differs from the one remembered for the typed address, or for the
- * resolved address when the typed one is new, stops the join; a difference
- * only at the resolved address of a known name is a warning (addresses get
- * reassigned). Both entries are remembered on first use.
- */
-async function verifyRelay(options: {
-  address: ServerAddress;
-  relay: { fingerprint: string; remoteAddress?: string; remotePort?: number };
-  pinned?: string;
-  knownServers?: KnownServers;
-  output: JoinOutput;
-}): Promise<void> {
-  const { relay, pinned, knownServers, output } = options;
-  const shown = formatServerAddress(options.address);
-  if (pinned !== undefined) {
-    if (!fingerprintsEqual(pinned, relay.fingerprint)) {
-      throw new AuthenticationError(
-        `relay at ${shown} presented fingerprint ${relay.fingerprint}, but --server-fingerprint ` +
-          `expects ${pinned}: possible man-in-the-middle; nothing was sent`,
-      );
-    }
-    return;
-  }
-  const known = knownServers!;
-  const result = known.check(shown, relay.fingerprint);
-  const resolved = resolvedAddress(relay);
-  const byAddress = resolved !== undefined && resolved !== shown
-    ? known.check(resolved, relay.fingerprint)
-    : undefined;
-  const mitm = (where: string, expected: string | undefined) =>
-    new AuthenticationError(
-      `relay at ${where} presented fingerprint ${relay.fingerprint}, but ${known.path} ` +
-        `expects ${expected}: possible man-in-the-middle; nothing was sent. If the relay's ` +
-        `key really changed, run \`securechat known-servers --remove ${where}\``,
-    );
-  if (result.status === "changed") throw mitm(shown, result.expected);
-  if (byAddress?.status === "changed") {
-    if (result.status === "new") throw mitm(`${shown} (${resolved})`, byAddress.expected);
-    output.notice(
-      "warning",
-      `the relay at ${shown} matches known_servers, but ${resolved}, the address it resolved ` +
-        `to, is remembered with another key (${byAddress.expected}); if that address was ` +
-        `reassigned, run \`securechat known-servers --remove ${resolved}\``,
-      { code: "relay-address", address: resolved },
-    );
-  }
-  if (result.status === "new") {
-    await known.remember(shown, relay.fingerprint);
-    output.notice(
-      "relay",
-      `first connection to ${shown}: remembered its fingerprint ${relay.fingerprint} in ` +
-        `${known.path}; compare it with the relay operator's`,
-      { address: shown, fingerprint: relay.fingerprint },
-    );
-  }
-  if (byAddress?.status === "new") await known.remember(resolved!, relay.fingerprint);
-}
-
-/** The address a connection reached, as a `known_servers` key, or undefined. */
-function resolvedAddress(
-  relay: { remoteAddress?: string; remotePort?: number },
-): string | undefined {
-  if (relay.remoteAddress === undefined || relay.remotePort === undefined) return undefined;
-  const host = relay.remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
-  try {
-    return formatServerAddress({ host, port: relay.remotePort });
-  } catch {
-    return undefined;
+    await store.close();
   }
 }
 
@@ -334,7 +274,47 @@ class JoinSession {
         this.#memberJoined(event.member, event.initial);
         return;
       case "member-left":
+        if (event.reason === "offline") {
+          output.notice(
+            "leave",
+            `${event.member.nick} (${event.member.fingerprint}) went offline; messages wait for it`,
+            { nick: event.member.nick, fingerprint: event.member.fingerprint, reason: "offline" },
+          );
+          return;
+        }
+        if (event.reason === "removed") {
+          this.#options.peers.release(event.member);
+          output.notice(
+            "leave",
+            `${event.member.nick} (${event.member.fingerprint}) was removed from the room`,
+            { nick: event.member.nick, fingerprint: event.member.fingerprint, reason: "removed" },
+          );
+          return;
+        }
         this.#memberLeft(event.member);
+        return;
+      case "member-renamed": {
+        const { status } = peers.admit(event.member);
+        output.notice(
+          "rename",
+          `${event.previousNick} is now known as ${event.member.nick} ` +
+            `(${event.member.fingerprint})${status === "verified" ? " (verified)" : ""}`,
+          {
+            nick: event.member.nick,
+            fingerprint: event.member.fingerprint,
+            status,
+            previous: event.previousNick,
+          },
+        );
+        return;
+      }
+      case "caught-up":
+        if (event.stored > 0) {
+          output.notice("stored", `read ${event.stored} message(s) kept by the relay while away`, {
+            stored: event.stored,
+            seq: event.seq,
+          });
+        }
         return;
       case "warning":
         output.notice("warning", event.text, {
@@ -440,7 +420,7 @@ class JoinSession {
     const { output, options } = this.#options;
     const sends: Promise<void>[] = [];
     /** Lines the relay confirmed, and the most members one of them reached now and later. */
-    const stored = { lines: 0, online: 0, later: 0 };
+    const stored = { lines: 0, online: 0, later: 0, seq: 0 };
     let unsent = 0;
     let notSent = 0;
     let warnedReplaced = false;
@@ -457,6 +437,7 @@ class JoinSession {
             for (const delivery of deliveries) {
               stored.online = Math.max(stored.online, delivery.online);
               stored.later = Math.max(stored.later, delivery.later);
+              stored.seq = Math.max(stored.seq, delivery.seq);
             }
             const refused = Math.max(0, ...deliveries.map((delivery) => delivery.refused));
             if (refused > 0) {
@@ -536,6 +517,12 @@ class JoinSession {
       flush();
       // Acknowledgements take milliseconds; a relay that never sends them must not hang us.
       await withinMs(Promise.all(sends), signaled ? 3_000 : 30_000);
+      if (options.waitRead && member.durable && stored.seq > 0 && !signaled) {
+        output.notice("stored", "waiting until every member of the room has read it", {
+          seq: stored.seq,
+        });
+        await Promise.race([member.client?.waitRead(stored.seq), this.done]);
+      }
     } catch (error) {
       throw connectionLost(error as Error, member.pending + unsent);
     } finally {

@@ -15,6 +15,8 @@ import { fingerprintCommand } from "./fingerprint.ts";
 import { serveCommand } from "./serve.ts";
 import { joinCommand } from "./join.ts";
 import { knownServersCommand } from "./known_servers.ts";
+import { historyCommand } from "./history.ts";
+import { leaveCommand } from "./leave.ts";
 import { webCommand } from "./web.ts";
 import { passwdCommand } from "./passwd.ts";
 import { completionsCommand, manCommand } from "./docs_commands.ts";
@@ -52,6 +54,8 @@ export function buildProgram(): Command {
     fingerprintCommand(),
     serveCommand(),
     joinCommand(),
+    leaveCommand(),
+    historyCommand(),
     knownServersCommand(),
     webCommand(),
     completionsCommand(),

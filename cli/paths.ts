@@ -94,3 +94,17 @@ export function knownServersPath(): string {
 export function knownPeersPath(): string {
   return join(securechatHome(), "known_peers");
 }
+
+/**
+ * The local store of one identity: room state, prekeys and history,
+ * encrypted under that identity (one file per identity, since a store opens
+ * only for the identity that made it).
+ *
+ * @example
+ * ```ts
+ * const store = await openLocalStore({ path: clientStorePath(identity.fingerprint), identity });
+ * ```
+ */
+export function clientStorePath(fingerprint: string): string {
+  return join(securechatHome(), "store", `${fingerprint}.db`);
+}

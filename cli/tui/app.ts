@@ -50,6 +50,12 @@ import type { Terminal } from "./terminal.ts";
 export interface RoomMember {
   /** False while the relay is out of reach and the member is reconnecting. */
   readonly connected: boolean;
+  /** Whether the room keeps messages for members away (then /nick renames, /leave leaves). */
+  readonly durable: boolean;
+  /** Renames this member in a durable room. */
+  rename(nick: string): void;
+  /** Leaves a durable room for good. */
+  leave(): Promise<void>;
   members(): MemberInfo[];
   send(texts: string[]): Promise<Delivery[]>;
   sendDirect(memberId: number, text: string): void;
@@ -133,6 +139,8 @@ export class ChatApp {
   #room: string;
   #nick: string;
   #connection: RoomConnection | undefined;
+  /** Where the current connection goes; shared with it, so a rename reaches its reconnections. */
+  #target: RoomTarget | undefined;
   #switching = false;
   #verifying: MemberInfo | undefined;
   #ended: Promise<void>;
@@ -215,6 +223,7 @@ export class ChatApp {
       return;
     }
     this.#connection = connection;
+    this.#target = target;
     this.#room = target.room;
     this.#nick = target.nick;
     connection.done.then(
@@ -540,6 +549,8 @@ export class ChatApp {
         return this.#changeNick(args.trim());
       case "join":
         return this.#changeRoom(args.trim());
+      case "leave":
+        return this.#leaveRoom();
       case "quit":
         return this.#end();
       default:
@@ -665,8 +676,35 @@ export class ChatApp {
     const problem = validateNick(nick);
     if (problem) return this.#error(`cannot use that nick: ${problem}`);
     if (nick === this.#nick) return this.#info(`you are already ${nick}`);
+    const member = this.#connection?.member;
+    if (member?.durable && member.connected && this.#target !== undefined) {
+      // A durable room keeps the same membership: the relay renames it, and the next
+      // reconnection (the target is shared with the connection) uses the new nick.
+      member.rename(nick);
+      this.#target.nick = nick;
+      this.#nick = nick;
+      this.#info(`you are now known as ${nick}`);
+      this.#refresh();
+      return;
+    }
     this.#info(`changing nick to ${nick}: rejoining ${this.#room} with a new announcement`);
     this.#switch({ room: this.#room, nick });
+  }
+
+  #leaveRoom(): void {
+    const member = this.#connection?.member;
+    if (member === undefined || !member.connected) {
+      return this.#error("not connected to the relay; /leave needs the relay to hear it");
+    }
+    if (!member.durable) {
+      this.#info(`this room keeps no members who are away: /quit leaves it`);
+      return;
+    }
+    this.#info(`leaving ${this.#room} for good: the others move to keys you will not get`);
+    member.leave().then(
+      () => this.#end(),
+      (error: Error) => this.#error(`could not leave: ${error.message}`),
+    );
   }
 
   #changeRoom(typed: string): void {

@@ -44,6 +44,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: "nick", args: "NAME", help: "change your nick (rejoins the room)" },
   { name: "join", args: "ROOM", help: "leave this room and join ROOM" },
+  {
+    name: "leave",
+    args: "",
+    help: "leave a durable room for good (others stop keeping messages for you)",
+  },
   { name: "quit", args: "", help: "leave (Ctrl-C or Ctrl-D on an empty line too)" },
 ];
 

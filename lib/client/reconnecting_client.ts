@@ -270,6 +270,36 @@ export class ReconnectingClient {
   }
 
   /**
+   * Renames this member in a durable room (see {@linkcode ChatClient.rename});
+   * later reconnections use the new nick only if the caller's `connect` does.
+   *
+   * @example
+   * ```ts
+   * member.rename("alicia");
+   * ```
+   */
+  rename(nick: string): void {
+    if (this.#client === undefined) throw new NetworkError("not connected to the relay");
+    this.#client.rename(nick);
+  }
+
+  /**
+   * Leaves a durable room for good (see {@linkcode ChatClient.leave}) and
+   * stops reconnecting.
+   *
+   * @example
+   * ```ts
+   * await member.leave();
+   * ```
+   */
+  async leave(): Promise<void> {
+    if (this.#client === undefined) throw new NetworkError("not connected to the relay");
+    this.#closing = true;
+    clearTimeout(this.#timer);
+    await this.#client.leave();
+  }
+
+  /**
    * Stops reconnecting and closes the current connection.
    *
    * @example
