@@ -136,6 +136,7 @@ export class RoomSession {
       prekeys: options.prekeys,
       now: this.#now,
       watch: (member) => this.#watched.add(member),
+      durable: () => this.#sender.durable,
     });
     this.#sender = new RoomSender({
       identity: options.identity,

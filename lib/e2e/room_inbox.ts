@@ -114,6 +114,8 @@ export interface RoomInboxOptions {
   now: () => number;
   /** Members with held messages or unanswered handshakes: time may need to report them. */
   watch: (member: RoomMember) => void;
+  /** Whether the room is durable (then every stored message was meant for this member). */
+  durable: () => boolean;
 }
 
 /**
@@ -276,6 +278,18 @@ export class RoomInbox {
           "replayed or out of order",
       );
       return;
+    }
+    // In an ephemeral room, held messages older than the first key received were sent before
+    // this member was there: not meant for it. In a durable room the relay kept them for it, so
+    // one it cannot read is reported (its key was withheld, or it was sent as this member joined).
+    if (installed.predating > 0 && this.#options.durable()) {
+      warn(
+        output,
+        "missing-key",
+        member,
+        `${installed.predating} message(s) from ${member.info.nick} could not be read: they were ` +
+          "sent under a key that never reached you (withheld by the relay, or sent as you joined)",
+      );
     }
     if (installed.lost > 0) {
       warn(
