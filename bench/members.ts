@@ -135,7 +135,7 @@ export class SecureMember {
     if (type === RecordType.deliver || type === RecordType.ack) {
       const record = decodeRecord(bytes);
       if (record.type === "deliver") this.onDeliver(record.from, record.message);
-      else if (record.type === "ack") this.onAck(record.id, record.recipients);
+      else if (record.type === "ack") this.onAck(record.id, record.online);
     } else if (type === RecordType.error) {
       const record = decodeRecord(bytes);
       this.channel.destroy(

@@ -123,7 +123,7 @@ export async function runWebBench(
     await page.locator("[data-kind=message]", { hasText: "warm-up" }).waitFor({ timeout: 30_000 });
     const last = `bench message ${messages - 1} end`;
     const started = performance.now();
-    const acks: Promise<number[]>[] = [];
+    const acks: Promise<unknown>[] = [];
     for (let i = 0; i < messages; i++) acks.push(sender.send([`bench message ${i} end`]));
     await page.waitForFunction(
       (text) =>

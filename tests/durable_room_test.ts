@@ -97,6 +97,7 @@ Deno.test("durable room: a removed member reads nothing sent after its removal, 
     type: "welcome",
     memberId: mallory.memberId,
     durable: true,
+    head: 0,
     members: [relay.entry(alice, false)],
   });
   const events =

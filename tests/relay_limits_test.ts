@@ -335,13 +335,15 @@ Deno.test("limits: a member dropped while a newcomer is announced does not hold 
   const entry = (nick: string) => ({
     memberId: 1,
     identityPublicKey: new Uint8Array(32),
+    online: true,
     announcement: announcement(nick),
   });
   const bobNick = "b".repeat(64);
-  const joined = 4 + encodeRecord({ type: "memberJoined", member: entry(bobNick) }).length;
+  const joined = 4 + encodeRecord({ type: "memberOnline", member: entry(bobNick) }).length;
   const bobQueue = 4 +
-    encodeRecord({ type: "welcome", memberId: 2, members: [entry("a")] }).length +
-    4 + encodeRecord({ type: "memberLeft", memberId: 1 }).length;
+    encodeRecord({ type: "welcome", memberId: 2, durable: false, head: 0, members: [entry("a")] })
+      .length +
+    4 + encodeRecord({ type: "memberOffline", memberId: 1, reason: 1 }).length;
   assert.ok(bobQueue < joined - 1);
   const { relay, logs } = await startRelay({ maxQueuedBytesPerConnection: joined - 1 });
   const alice = await joinRoom({ relay, room: ROOM, nick: "a" });
@@ -387,9 +389,16 @@ Deno.test("limits: the default room cap always fits a welcome in one record", ()
   const members = Array.from({ length: RELAY_LIMIT_DEFAULTS.maxRoomMembers }, (_, i) => ({
     memberId: i + 1,
     identityPublicKey: new Uint8Array(32),
+    online: true,
     announcement: longest,
   }));
-  const welcome = encodeRecord({ type: "welcome", memberId: 1_000, members });
+  const welcome = encodeRecord({
+    type: "welcome",
+    memberId: 1_000,
+    durable: false,
+    head: 0,
+    members,
+  });
   assert.ok(welcome.length <= 256 * 1024, `${welcome.length} bytes`);
   // The burst covers the rekey a member sends when someone leaves the fullest room.
   assert.ok(RELAY_LIMIT_DEFAULTS.rateBurst >= RELAY_LIMIT_DEFAULTS.maxRoomMembers - 1);

@@ -168,7 +168,9 @@ Deno.test("relay: a client sending garbage is dropped and the others carry on", 
     // 2. Relay-only records from a client.
     const trudy = await rawClient(relay.address.port, relay.fingerprint);
     trudy.channel.send(joinRecord(trudy, "trudy"));
-    trudy.channel.send(encodeRecord({ type: "deliver", from: 1, message: new Uint8Array(100) }));
+    trudy.channel.send(
+      encodeRecord({ type: "deliver", seq: 0, from: 1, message: new Uint8Array(100) }),
+    );
     trudy.channel.start();
     await waitFor(() => trudy.closed !== undefined, { what: "trudy dropped" });
     assert.ok(trudy.records.some((r) => r.type === "error" && r.code === RelayErrorCode.malformed));

@@ -63,6 +63,7 @@ class FakeRelay {
     const entry: MemberEntry = {
       memberId: id,
       identityPublicKey: identity.publicKey,
+      online: true,
       announcement: session.announcement,
     };
     const member: Member = { id, nick, identity, session, entry, events: [], sent: [] };
@@ -73,8 +74,14 @@ class FakeRelay {
     });
     const others = [...this.members.values()];
     this.members.set(id, member);
-    this.enqueue(member, { type: "welcome", memberId: id, members: others.map((m) => m.entry) });
-    for (const other of others) this.enqueue(other, { type: "memberJoined", member: entry });
+    this.enqueue(member, {
+      type: "welcome",
+      memberId: id,
+      durable: false,
+      head: 0,
+      members: others.map((m) => m.entry),
+    });
+    for (const other of others) this.enqueue(other, { type: "memberOnline", member: entry });
     this.pump();
     return member;
   }
@@ -83,7 +90,7 @@ class FakeRelay {
     this.members.delete(member.id);
     this.departed.set(member.id, member);
     for (const other of this.members.values()) {
-      this.enqueue(other, { type: "memberLeft", memberId: member.id });
+      this.enqueue(other, { type: "memberOffline", memberId: member.id, reason: 1 });
     }
     this.pump();
   }
@@ -99,7 +106,7 @@ class FakeRelay {
       record: { type: "publish", id: 1, message },
     });
     for (const other of to ?? this.members.values()) {
-      if (other !== from) this.enqueue(other, { type: "deliver", from: from.id, message });
+      if (other !== from) this.enqueue(other, { type: "deliver", seq: 0, from: from.id, message });
     }
     this.pump();
     return message;
@@ -277,7 +284,7 @@ Deno.test("room: a member cannot send as another member", () => {
   // Carol encrypts with her own key; the (colluding) relay delivers it as Alice's.
   const forged = c.session.encryptTexts(["I am alice, send money"]).message;
   assert.equal(peekGroupMessageHeader(forged).epoch, 1);
-  const events = relay.inject(b, { type: "deliver", from: a.id, message: forged });
+  const events = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: forged });
   assert.deepEqual(warnings(events), ["forged"]);
   assert.deepEqual(messages(events), []);
   // Carol's pairwise message relabelled as Alice's does not open either.
@@ -300,24 +307,24 @@ Deno.test("room: replayed, reordered and withheld messages are reported, never s
   const { relay, a, b } = threeMembers();
   const first = relay.publish(a, ["one"]);
   // Replay.
-  const replay = relay.inject(b, { type: "deliver", from: a.id, message: first });
+  const replay = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: first });
   assert.deepEqual(warnings(replay), ["replayed"]);
   assert.deepEqual(messages(replay), []);
 
   // Reorder: Bob gets three before two.
   const two = relay.publish(a, ["two"], []);
   const three = relay.publish(a, ["three"], []);
-  const early = relay.inject(b, { type: "deliver", from: a.id, message: three });
+  const early = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: three });
   assert.deepEqual(warnings(early), ["gap"]);
   assert.deepEqual(messages(early).length, 1);
-  const late = relay.inject(b, { type: "deliver", from: a.id, message: two });
+  const late = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: two });
   assert.deepEqual(warnings(late), ["replayed"]);
   assert.deepEqual(messages(late), []);
 
   // Withheld: four never reaches Bob, five reports the gap.
   relay.publish(a, ["four"], []);
   const five = relay.publish(a, ["five"], []);
-  const afterGap = relay.inject(b, { type: "deliver", from: a.id, message: five });
+  const afterGap = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: five });
   assert.deepEqual(warnings(afterGap), ["gap"]);
   const gap = afterGap.find((e) => e.type === "warning");
   assert.ok(gap?.type === "warning" && gap.text.startsWith("1 message"), "gap names how many");
@@ -331,7 +338,7 @@ Deno.test("room: any single bit flipped in a group message is refused", () => {
   for (let position = 0; position < message.length; position++) {
     const mutated = message.slice();
     mutated[position] ^= 1 << (position % 8);
-    const events = relay.inject(b, { type: "deliver", from: a.id, message: mutated });
+    const events = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: mutated });
     assert.deepEqual(messages(events), [], `byte ${position} flipped was accepted`);
     if (warnings(events).length > 0) {
       warned++;
@@ -343,11 +350,16 @@ Deno.test("room: any single bit flipped in a group message is refused", () => {
   }
   assert.ok(warned >= message.length - 4);
   // The original still decrypts: failed attempts did not move Bob's chain.
-  const events = relay.inject(b, { type: "deliver", from: a.id, message });
+  const events = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message });
   assert.deepEqual(warnings(events), []);
   assert.deepEqual(texts(b, a), ["flip me if you can"]);
   // A truncated message is malformed, not a crash.
-  const cut = relay.inject(b, { type: "deliver", from: a.id, message: message.subarray(0, 20) });
+  const cut = relay.inject(b, {
+    type: "deliver",
+    seq: 0,
+    from: a.id,
+    message: message.subarray(0, 20),
+  });
   assert.deepEqual(warnings(cut), ["malformed"]);
 });
 
@@ -380,7 +392,7 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   // The relay leaks everything to carol: the new messages and the new key envelopes.
   const leaked: RoomEvent[] = [];
   for (const [from, message] of [[a, after[0]], [b, after[1]]] as const) {
-    leaked.push(...c.session.handle({ type: "deliver", from: from.id, message }).events);
+    leaked.push(...c.session.handle({ type: "deliver", seq: 0, from: from.id, message }).events);
   }
   for (const envelope of relay.directs(a, b).slice(2)) {
     leaked.push(...c.session.handle({ type: "directFrom", from: a.id, envelope }).events);
@@ -392,7 +404,7 @@ Deno.test("room: after a member leaves the others rekey and the leaver reads not
   // Alice's epoch-1 message replayed to bob after the rekey is refused.
   const [oldMessage] = published(relay, a);
   assert.equal(peekGroupMessageHeader(oldMessage).epoch, 1);
-  const replayOld = relay.inject(b, { type: "deliver", from: a.id, message: oldMessage });
+  const replayOld = relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: oldMessage });
   assert.deepEqual(warnings(replayOld), ["replayed"]);
 
   // Replaying alice's epoch-1 sender key to bob is refused: its counter was passed.
@@ -408,7 +420,7 @@ Deno.test("room: a newcomer cannot read what was sent before it joined", () => {
   const b = relay.join("bob");
   const before = [relay.publish(a, ["before dave, 1"]), relay.publish(a, ["before dave, 2"])];
   const d = relay.join("dave");
-  for (const message of before) relay.inject(d, { type: "deliver", from: a.id, message });
+  for (const message of before) relay.inject(d, { type: "deliver", seq: 0, from: a.id, message });
   assert.deepEqual(messages(d.events), []);
   assert.ok(warnings(d.events).every((code) => code === "replayed"));
   relay.publish(a, ["welcome dave"]);
@@ -434,8 +446,8 @@ Deno.test("room: a newcomer's pending messages older than its key are dropped, n
   assert.ok(heldBack.type === "direct");
   const fresh = a.session.encryptTexts(["new, after erin"]).message;
   // Both messages reach erin before the key: they wait.
-  assert.deepEqual(relay.inject(erin, { type: "deliver", from: a.id, message: old }), []);
-  assert.deepEqual(relay.inject(erin, { type: "deliver", from: a.id, message: fresh }), []);
+  assert.deepEqual(relay.inject(erin, { type: "deliver", seq: 0, from: a.id, message: old }), []);
+  assert.deepEqual(relay.inject(erin, { type: "deliver", seq: 0, from: a.id, message: fresh }), []);
   const events = relay.inject(erin, {
     type: "directFrom",
     from: a.id,
@@ -464,6 +476,7 @@ Deno.test("room: announcements not signed by the named identity, or for another 
       entry: {
         memberId: 90,
         identityPublicKey: victim.publicKey,
+        online: true,
         announcement: sign(mallory, ROOM),
       },
     },
@@ -472,6 +485,7 @@ Deno.test("room: announcements not signed by the named identity, or for another 
       entry: {
         memberId: 91,
         identityPublicKey: mallory.publicKey,
+        online: true,
         announcement: sign(mallory, "elsewhere"),
       },
     },
@@ -480,6 +494,7 @@ Deno.test("room: announcements not signed by the named identity, or for another 
       entry: {
         memberId: 92,
         identityPublicKey: mallory.publicKey,
+        online: true,
         announcement: new Uint8Array(10),
       },
     },
@@ -489,6 +504,7 @@ Deno.test("room: announcements not signed by the named identity, or for another 
       entry: {
         memberId: 93,
         identityPublicKey: mallory.publicKey,
+        online: true,
         announcement: sign(mallory, ROOM, new Uint8Array(32)),
       },
     },
@@ -497,7 +513,7 @@ Deno.test("room: announcements not signed by the named identity, or for another 
     const sentBefore = a.sent.length;
     let events: RoomEvent[] = [];
     assert.doesNotThrow(() => {
-      events = relay.inject(a, { type: "memberJoined", member: entry });
+      events = relay.inject(a, { type: "memberOnline", member: entry });
     }, what);
     assert.deepEqual(warnings(events), ["bad-announcement"], what);
     assert.equal(a.sent.length, sentBefore, `${what}: a key was sent`);
@@ -505,6 +521,7 @@ Deno.test("room: announcements not signed by the named identity, or for another 
     // Nothing it sends is accepted.
     const message = relay.inject(a, {
       type: "deliver",
+      seq: 0,
       from: entry.memberId,
       message: new Uint8Array(200),
     });
@@ -515,6 +532,8 @@ Deno.test("room: announcements not signed by the named identity, or for another 
   const { send, events } = fresh.handle({
     type: "welcome",
     memberId: 99,
+    durable: false,
+    head: 0,
     members: cases.map((c) => c.entry),
   });
   assert.deepEqual(send, []);
@@ -532,7 +551,12 @@ Deno.test("room: a replayed sender key is refused and cannot reset the chain", (
   // Nor can the handshake be run again.
   const rehandshake = relay.inject(b, { type: "directFrom", from: a.id, envelope: handshake });
   assert.deepEqual(warnings(rehandshake), ["replayed"]);
-  const again = relay.inject(b, { type: "deliver", from: a.id, message: published(relay, a)[0] });
+  const again = relay.inject(b, {
+    type: "deliver",
+    seq: 0,
+    from: a.id,
+    message: published(relay, a)[0],
+  });
   assert.deepEqual(warnings(again), ["replayed"]);
   assert.deepEqual(texts(b, a), ["m1"]);
 });
@@ -604,7 +628,12 @@ Deno.test("room: a direct text is readable only by its target", () => {
 
 Deno.test("room: records about unknown members and a second welcome change nothing", () => {
   const { relay, a, b } = threeMembers();
-  const unknown = relay.inject(a, { type: "deliver", from: 4242, message: new Uint8Array(100) });
+  const unknown = relay.inject(a, {
+    type: "deliver",
+    seq: 0,
+    from: 4242,
+    message: new Uint8Array(100),
+  });
   assert.deepEqual(warnings(unknown), ["unknown-member"]);
   const unknownDirect = relay.inject(a, {
     type: "directFrom",
@@ -612,15 +641,21 @@ Deno.test("room: records about unknown members and a second welcome change nothi
     envelope: new Uint8Array(80),
   });
   assert.deepEqual(warnings(unknownDirect), ["unknown-member"]);
-  assert.deepEqual(relay.inject(a, { type: "memberLeft", memberId: 4242 }), []);
+  assert.deepEqual(relay.inject(a, { type: "memberOffline", memberId: 4242, reason: 1 }), []);
   // A second welcome must not reset the member list or the epoch.
-  const again = relay.inject(a, { type: "welcome", memberId: 77, members: [] });
+  const again = relay.inject(a, {
+    type: "welcome",
+    memberId: 77,
+    durable: false,
+    head: 0,
+    members: [],
+  });
   assert.deepEqual(again, []);
   assert.equal(a.session.memberId, a.id);
   assert.equal(a.session.epoch, 1);
   // A memberJoined that names alice herself, or repeats bob, is ignored.
-  assert.deepEqual(relay.inject(a, { type: "memberJoined", member: a.entry }), []);
-  assert.deepEqual(relay.inject(a, { type: "memberJoined", member: b.entry }), []);
+  assert.deepEqual(relay.inject(a, { type: "memberOnline", member: a.entry }), []);
+  assert.deepEqual(relay.inject(a, { type: "memberOnline", member: b.entry }), []);
   assert.equal(a.session.members().length, 2);
 });
 
@@ -633,7 +668,7 @@ Deno.test("room: an announcement the relay replays from a departed member never 
   relay.leave(a);
   // Carol joins later; the relay lists alice's old entry as if she were still here.
   const c = relay.join("carol", { now: clock });
-  const replayed = relay.inject(c, { type: "memberJoined", member: { ...a.entry, memberId: 77 } });
+  const replayed = relay.inject(c, { type: "memberOnline", member: { ...a.entry, memberId: 77 } });
   assert.deepEqual(warnings(replayed), []);
   assert.deepEqual(c.session.members().map((m) => m.nick), ["bob"]);
   assert.deepEqual(c.session.encryptTexts(["who is here?"]).readers, { online: 1, later: 0 });
@@ -691,15 +726,18 @@ Deno.test("room: a message for a future epoch is verified before it is held, and
   // Carol signs a future-epoch message and the relay says it is alice's: refused at once.
   const carolsOwn = OutboundSenderKey.create({ identity: c.identity, epoch: 9 });
   const forged = carolsOwn.encrypt({ context: utf8(ROOM), plaintext: new Uint8Array(10) });
-  assert.deepEqual(warnings(relay.inject(b, { type: "deliver", from: a.id, message: forged })), [
-    "forged",
-  ]);
+  assert.deepEqual(
+    warnings(relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: forged })),
+    [
+      "forged",
+    ],
+  );
   // Alice's own client floods future-epoch messages: bob holds 1,024, then refuses, loudly.
   const future = OutboundSenderKey.create({ identity: a.identity, epoch: 99 });
   const refused: string[] = [];
   for (let i = 0; i < RECEIVE_LIMITS.heldMessagesPerSender + 10; i++) {
     const message = future.encrypt({ context: utf8(ROOM), plaintext: new Uint8Array(16) });
-    refused.push(...warnings(relay.inject(b, { type: "deliver", from: a.id, message })));
+    refused.push(...warnings(relay.inject(b, { type: "deliver", seq: 0, from: a.id, message })));
   }
   assert.deepEqual(refused, Array(10).fill("too-many-pending"));
   // Alice's real messages still arrive.
@@ -717,20 +755,26 @@ Deno.test("room: a far-ahead signed message with a bad ciphertext costs one walk
       plaintext: new Uint8Array(16),
     });
   const first = far(1 + MAX_SKIPPED_MESSAGES);
-  assert.deepEqual(warnings(relay.inject(b, { type: "deliver", from: a.id, message: first })), [
-    "tampered",
-  ]);
+  assert.deepEqual(
+    warnings(relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: first })),
+    [
+      "tampered",
+    ],
+  );
   // The walk was committed: replaying the same message is a cheap refusal, every time.
   for (let i = 0; i < 5; i++) {
-    assert.deepEqual(warnings(relay.inject(b, { type: "deliver", from: a.id, message: first })), [
-      "replayed",
-    ]);
+    assert.deepEqual(
+      warnings(relay.inject(b, { type: "deliver", seq: 0, from: a.id, message: first })),
+      [
+        "replayed",
+      ],
+    );
   }
   // New far-ahead messages drain the sender's budget; then they are refused without a walk.
   const codes: string[] = [];
   for (let i = 2; i < 6; i++) {
     const message = far(i * (MAX_SKIPPED_MESSAGES + 1));
-    codes.push(...warnings(relay.inject(b, { type: "deliver", from: a.id, message })));
+    codes.push(...warnings(relay.inject(b, { type: "deliver", seq: 0, from: a.id, message })));
   }
   assert.equal(codes[0], "tampered");
   assert.ok(codes.includes("over-budget"), codes.join(", "));

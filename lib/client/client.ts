@@ -583,12 +583,11 @@ export class ChatClient {
     if (ack.type !== "ack") {
       throw new ProtocolError("the relay answered a publish with another record");
     }
-    const relayOnline = ack.online ?? ack.recipients ?? 0;
     return {
-      online: Math.min(relayOnline, readers.online),
-      later: Math.min(ack.stored ?? 0, readers.later),
-      refused: (ack.refused ?? 0) + unreachable,
-      seq: ack.seq ?? 0,
+      online: Math.min(ack.online, readers.online),
+      later: Math.min(ack.stored, readers.later),
+      refused: ack.refused + unreachable,
+      seq: ack.seq,
     };
   }
 
@@ -611,7 +610,7 @@ export class ChatClient {
       to: memberId,
       envelope: sealed.envelope,
     }));
-    if (stored.type !== "ack" || (stored.refused ?? 0) > 0) {
+    if (stored.type !== "ack" || stored.refused > 0) {
       this.#session.keyHandoverFailed(memberId);
       return false;
     }

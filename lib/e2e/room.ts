@@ -372,7 +372,7 @@ export class RoomSession {
    *
    * @example
    * ```ts
-   * const { send, events } = session.handle({ type: "memberLeft", memberId: 4 });
+   * const { send, events } = session.handle({ type: "memberOffline", memberId: 4, reason: 1 });
    * ```
    */
   handle(record: RelayRecord): RoomOutput {
@@ -381,12 +381,8 @@ export class RoomSession {
       case "welcome":
         this.#welcome(record, output);
         break;
-      case "memberJoined":
       case "memberOnline":
         this.#memberOnline(record.member, false, output);
-        break;
-      case "memberLeft":
-        this.#memberGone(record.memberId, "left", output);
         break;
       case "memberOffline":
         this.#memberGone(record.memberId, LEAVE_REASONS[record.reason] ?? "left", output);
@@ -503,7 +499,7 @@ export class RoomSession {
   ): void {
     if (this.#memberId !== undefined) return;
     this.#memberId = record.memberId;
-    this.#sender.durable = record.durable === true;
+    this.#sender.durable = record.durable;
     const saved = this.#sender.durable && this.#saved?.memberId === record.memberId
       ? this.#saved
       : undefined;

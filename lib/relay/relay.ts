@@ -39,6 +39,7 @@ import {
   DirectFailure,
   encodeRecord,
   type MemberEntry,
+  OfflineReason,
   RelayErrorCode,
   type RelayRecord,
 } from "../transport/records.ts";
@@ -89,7 +90,7 @@ export interface RelayOptions {
    */
   webSocketOrigins?: Iterable<string>;
   /**
-   * Members in one room. Default 960, the most whose welcome record always
+   * Members in one room. Default 956, the most whose welcome record always
    * fits in one record whatever their nicks; a larger value is still capped
    * by that record size.
    */
@@ -113,7 +114,7 @@ export const RELAY_LIMIT_DEFAULTS = {
   maxQueuedBytesPerConnection: 16 * 1024 * 1024,
   rateLimitPerSecond: 200,
   rateBurst: 1_000,
-  maxRoomMembers: 960,
+  maxRoomMembers: 956,
 } as const;
 
 type RelayLimits = { -readonly [K in keyof typeof RELAY_LIMIT_DEFAULTS]: number };
@@ -714,6 +715,7 @@ export class Relay {
     const entry: MemberEntry = {
       memberId,
       identityPublicKey: channel.remoteIdentityPublicKey,
+      online: true,
       announcement: announcementBytes.slice(),
     };
     const member: Member = {
@@ -727,9 +729,11 @@ export class Relay {
     const welcome = encodeRecord({
       type: "welcome",
       memberId,
+      durable: false,
+      head: 0,
       members: [...room.members.values()].map((other) => other.entry),
     });
-    // 960 members with the longest names fill one record; more would throw out of the socket
+    // 956 members with the longest names fill one record; more would throw out of the socket
     // handler. Only a maxRoomMembers above the default gets here.
     if (welcome.length > MAX_RECORD_BYTES) {
       this.#refused("room-full", `refused ${peer} join: ${full}`);
@@ -741,7 +745,7 @@ export class Relay {
     // full), the newcomer, whose welcome listed it, must get that member's leave notice too.
     room.members.set(memberId, member);
     this.#counters.members++;
-    const joined = encodeRecord({ type: "memberJoined", member: entry });
+    const joined = encodeRecord({ type: "memberOnline", member: entry });
     for (const other of room.members.values()) if (other !== member) this.#deliver(other, joined);
     this.#log(
       `join room=${room.name} nick=${member.nick} member=${memberId} ${channel.remoteFingerprint}`,
@@ -754,6 +758,7 @@ export class Relay {
       case "publish": {
         const deliver = encodeRecord({
           type: "deliver",
+          seq: 0,
           from: member.memberId,
           message: record.message,
         });
@@ -764,7 +769,17 @@ export class Relay {
           recipients++;
         }
         // Through #deliver: a client that publishes and never reads is bounded by its acks too.
-        this.#deliver(member, encodeRecord({ type: "ack", id: record.id, recipients }));
+        this.#deliver(
+          member,
+          encodeRecord({
+            type: "ack",
+            id: record.id,
+            seq: 0,
+            online: recipients,
+            stored: 0,
+            refused: 0,
+          }),
+        );
         return;
       }
       case "direct": {
@@ -845,7 +860,11 @@ export class Relay {
       this.#rooms.delete(room.name);
       return;
     }
-    const left = encodeRecord({ type: "memberLeft", memberId: member.memberId });
+    const left = encodeRecord({
+      type: "memberOffline",
+      memberId: member.memberId,
+      reason: OfflineReason.left,
+    });
     for (const other of room.members.values()) this.#deliver(other, left);
   }
 }

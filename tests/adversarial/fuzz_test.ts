@@ -209,9 +209,13 @@ Deno.test("fuzz: preamble and handshake messages", async () => {
 
 // ------------------------------------------------------------------ records
 
+const u32 = fc.nat({ max: 0xffffffff });
+const seq = fc.oneof(fc.nat({ max: 1000 }), fc.constant(Number.MAX_SAFE_INTEGER));
+
 const memberEntry: fc.Arbitrary<MemberEntry> = fc.record({
-  memberId: fc.nat({ max: 0xffffffff }),
+  memberId: u32,
   identityPublicKey: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  online: fc.boolean(),
   announcement: fc.uint8Array({ maxLength: 200 }),
 });
 
@@ -222,35 +226,45 @@ const relayRecord: fc.Arbitrary<RelayRecord> = fc.oneof(
   }),
   fc.record({
     type: fc.constant("publish" as const),
-    id: fc.nat({ max: 0xffffffff }),
+    id: u32,
     message: fc.uint8Array({ maxLength: 300 }),
   }),
   fc.record({
     type: fc.constant("direct" as const),
-    to: fc.nat({ max: 0xffffffff }),
+    to: u32,
     envelope: fc.uint8Array({ maxLength: 300 }),
   }),
   fc.record({
     type: fc.constant("welcome" as const),
-    memberId: fc.nat({ max: 0xffffffff }),
+    memberId: u32,
+    durable: fc.boolean(),
+    head: seq,
     members: fc.array(memberEntry, { maxLength: 4 }),
   }),
-  fc.record({ type: fc.constant("memberJoined" as const), member: memberEntry }),
-  fc.record({ type: fc.constant("memberLeft" as const), memberId: fc.nat({ max: 0xffffffff }) }),
+  fc.record({ type: fc.constant("memberOnline" as const), member: memberEntry }),
+  fc.record({
+    type: fc.constant("memberOffline" as const),
+    memberId: u32,
+    reason: fc.constantFrom(0, 1, 2),
+  }),
   fc.record({
     type: fc.constant("deliver" as const),
-    from: fc.nat({ max: 0xffffffff }),
+    seq,
+    from: u32,
     message: fc.uint8Array({ maxLength: 300 }),
   }),
   fc.record({
     type: fc.constant("directFrom" as const),
-    from: fc.nat({ max: 0xffffffff }),
+    from: u32,
     envelope: fc.uint8Array({ maxLength: 300 }),
   }),
   fc.record({
     type: fc.constant("ack" as const),
-    id: fc.nat({ max: 0xffffffff }),
-    recipients: fc.nat({ max: 0xffffffff }),
+    id: u32,
+    seq,
+    online: u32,
+    stored: u32,
+    refused: u32,
   }),
   fc.record({
     type: fc.constant("error" as const),
@@ -259,37 +273,100 @@ const relayRecord: fc.Arbitrary<RelayRecord> = fc.oneof(
   }),
 );
 
+/** The records durable rooms added (PROTOCOL.md, relay records). */
+const durableRecord: fc.Arbitrary<RelayRecord> = fc.oneof(
+  fc.record({
+    type: fc.constant("storeFor" as const),
+    id: u32,
+    to: u32,
+    envelope: fc.uint8Array({ maxLength: 300 }),
+  }),
+  fc.record({ type: fc.constant("getPrekeys" as const), id: u32, memberId: u32 }),
+  fc.record({
+    type: fc.constant("putPrekeys" as const),
+    signedPrekey: fc.uint8Array({ maxLength: 80 }),
+    oneTimePrekeys: fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 5 }),
+  }),
+  fc.record({ type: fc.constant("acknowledge" as const), seq }),
+  fc.record({ type: fc.constant("leave" as const) }),
+  fc.record({
+    type: fc.constant("rename" as const),
+    announcement: fc.uint8Array({ maxLength: 200 }),
+  }),
+  fc.record({ type: fc.constant("watchRead" as const), id: u32, seq }),
+  fc.record({
+    type: fc.constant("prekeys" as const),
+    id: u32,
+    memberId: u32,
+    signedPrekey: fc.uint8Array({ maxLength: 80 }),
+    oneTimePrekey: fc.uint8Array({ maxLength: 80 }),
+  }),
+  fc.record({ type: fc.constant("prekeyCount" as const), count: u32 }),
+  fc.record({
+    type: fc.constant("storedEnvelope" as const),
+    seq,
+    from: u32,
+    envelope: fc.uint8Array({ maxLength: 300 }),
+  }),
+  fc.record({ type: fc.constant("caughtUp" as const), seq }),
+  fc.tuple(seq, seq, fc.constantFrom(1, 2)).map(([a, b, reason]) => ({
+    type: "gap" as const,
+    first: Math.min(a, b),
+    last: Math.max(a, b),
+    reason,
+  })),
+  fc.record({ type: fc.constant("renamed" as const), member: memberEntry }),
+  fc.record({ type: fc.constant("read" as const), id: u32, seq }),
+);
+
+/** Round trips of `records`, and bytes near their encodings or random, through the decoder. */
+function recordInputs(records: fc.Arbitrary<RelayRecord>) {
+  return fc.oneof(
+    fc.record({
+      kind: fc.constant("round trip"),
+      record: records,
+      bytes: fc.constant(new Uint8Array(0)),
+    }),
+    fc.record({
+      kind: fc.constant("bytes"),
+      record: fc.constant(undefined),
+      bytes: fc.oneof(
+        fc.uint8Array({ maxLength: 400 }),
+        records.chain((record) => mutationsOf([encodeRecord(record)])),
+      ),
+    }),
+  );
+}
+
+function parseRecordInput(
+  { kind, record, bytes }: { kind: string; record?: RelayRecord; bytes: Uint8Array },
+): Outcome {
+  if (kind === "round trip") {
+    const encoded = encodeRecord(record!);
+    const decoded = decodeRecord(encoded);
+    return sameBytes(encodeRecord(decoded), encoded)
+      ? "accepted"
+      : { forged: "a record changed across encode and decode" };
+  }
+  const decoded = decodeRecord(bytes);
+  // Whatever decodes must be exactly what the bytes say: re-encoding gives them back.
+  return sameBytes(encodeRecord(decoded), bytes)
+    ? "accepted"
+    : { forged: "a record decoded from bytes it does not encode to" };
+}
+
 Deno.test("fuzz: relay records", async () => {
   await fuzzTest("relay records", {
-    inputs: fc.oneof(
-      fc.record({
-        kind: fc.constant("round trip"),
-        record: relayRecord,
-        bytes: fc.constant(new Uint8Array(0)),
-      }),
-      fc.record({
-        kind: fc.constant("bytes"),
-        record: fc.constant(undefined),
-        bytes: fc.oneof(
-          fc.uint8Array({ maxLength: 400 }),
-          relayRecord.chain((record) => mutationsOf([encodeRecord(record)])),
-        ),
-      }),
-    ),
-    parse: ({ kind, record, bytes }): Outcome => {
-      if (kind === "round trip") {
-        const encoded = encodeRecord(record!);
-        const decoded = decodeRecord(encoded);
-        return sameBytes(encodeRecord(decoded), encoded)
-          ? "accepted"
-          : { forged: "a record changed across encode and decode" };
-      }
-      const decoded = decodeRecord(bytes);
-      // Whatever decodes must be exactly what the bytes say: re-encoding gives them back.
-      return sameBytes(encodeRecord(decoded), bytes)
-        ? "accepted"
-        : { forged: "a record decoded from bytes it does not encode to" };
-    },
+    inputs: recordInputs(relayRecord),
+    parse: parseRecordInput,
+    refusal: (error) => error instanceof DecodeError,
+  });
+});
+
+Deno.test("fuzz: durable-room records", async () => {
+  await fuzzTest("durable-room records", {
+    inputs: recordInputs(durableRecord),
+    parse: parseRecordInput,
     refusal: (error) => error instanceof DecodeError,
   });
 });
@@ -400,12 +477,24 @@ function pairUp(
   };
   route(
     "alice",
-    alice.handle({ type: "welcome", memberId: aliceEntry.memberId, members: [] }).send,
+    alice.handle({
+      type: "welcome",
+      memberId: aliceEntry.memberId,
+      durable: false,
+      head: 0,
+      members: [],
+    }).send,
   );
-  route("alice", alice.handle({ type: "memberJoined", member: bobEntry }).send);
+  route("alice", alice.handle({ type: "memberOnline", member: bobEntry }).send);
   route(
     "bob",
-    bob.handle({ type: "welcome", memberId: bobEntry.memberId, members: [aliceEntry] }).send,
+    bob.handle({
+      type: "welcome",
+      memberId: bobEntry.memberId,
+      durable: false,
+      head: 0,
+      members: [aliceEntry],
+    }).send,
   );
   for (let guard = 0; guard < 20 && queue.length > 0; guard++) {
     const { to, record } = queue.shift()!;
@@ -459,23 +548,27 @@ Deno.test("fuzz: room session (record sequences from a hostile relay)", async ()
       const aliceEntry: MemberEntry = {
         memberId: 1,
         identityPublicKey: ALICE.publicKey,
+        online: true,
         announcement: alice.announcement,
       };
       const bobEntry: MemberEntry = {
         memberId: 2,
         identityPublicKey: BOB.publicKey,
+        online: true,
         announcement: bob.announcement,
       };
       const key = pairUp(alice, bob, aliceEntry, bobEntry);
       const messages = texts.map((text) => alice.encryptTexts([text]).message.slice());
       const keyBytes = key.type === "directFrom" ? key.envelope : new Uint8Array();
       const genuine: Record<string, RelayRecord> = {
-        welcome: { type: "welcome", memberId: 2, members: [aliceEntry] },
+        welcome: { type: "welcome", memberId: 2, durable: false, head: 0, members: [aliceEntry] },
         key,
-        joined: { type: "memberJoined", member: aliceEntry },
-        left: { type: "memberLeft", memberId: 1 },
+        joined: { type: "memberOnline", member: aliceEntry },
+        left: { type: "memberOffline", memberId: 1, reason: 1 },
       };
-      messages.forEach((message, i) => genuine[`m${i}`] = { type: "deliver", from: 1, message });
+      messages.forEach((message, i) =>
+        genuine[`m${i}`] = { type: "deliver", seq: 0, from: 1, message }
+      );
       const shown: string[] = [];
       let warned = false;
       for (const item of steps) {
@@ -491,11 +584,11 @@ Deno.test("fuzz: room session (record sequences from a hostile relay)", async ()
           const bytes = base.slice();
           bytes[item.at % bytes.length] ^= 1 << item.bit;
           record = item.mutate >= 0
-            ? { type: "deliver", from: item.from, message: bytes }
+            ? { type: "deliver", seq: 0, from: item.from, message: bytes }
             : item.mutate === -1
             ? { type: "directFrom", from: item.from, envelope: bytes }
             : {
-              type: "memberJoined",
+              type: "memberOnline",
               member: { ...aliceEntry, memberId: item.from, announcement: bytes },
             };
         }

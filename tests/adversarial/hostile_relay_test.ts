@@ -231,10 +231,14 @@ Deno.test("hostile relay: a member's whole earlier session, replayed under a new
         // "alice left", then alice's old announcement comes back under a fresh id,
         // followed by her old envelope and old messages, relabelled.
         if (round === 0) relay.remove(alice.endpoint);
-        else relay.inject(bob.endpoint, { type: "memberLeft", memberId: relay.nextMemberId() - 1 });
+        else {relay.inject(bob.endpoint, {
+            type: "memberOffline",
+            memberId: relay.nextMemberId() - 1,
+            reason: 1,
+          });}
         const id = relay.nextMemberId();
         relay.inject(bob.endpoint, {
-          type: "memberJoined",
+          type: "memberOnline",
           member: { ...alice.endpoint.entry, memberId: id },
         });
         for (const record of history) {
@@ -265,7 +269,7 @@ Deno.test("hostile relay: the victim's own announcement and traffic reflected ba
         const before = bob.events.length;
         const mirror = relay.nextMemberId();
         relay.inject(bob.endpoint, {
-          type: "memberJoined",
+          type: "memberOnline",
           member: { ...bob.endpoint.entry, memberId: mirror },
         });
         await delay(50);
@@ -287,7 +291,12 @@ Deno.test("hostile relay: the victim's own announcement and traffic reflected ba
         }
         for (const record of relay.logged("from", bob.endpoint)) {
           if (record.type === "publish") {
-            relay.inject(bob.endpoint, { type: "deliver", from: mirror, message: record.message });
+            relay.inject(bob.endpoint, {
+              type: "deliver",
+              seq: 0,
+              from: mirror,
+              message: record.message,
+            });
           }
         }
         await settle(bob, before, 2);
@@ -297,7 +306,7 @@ Deno.test("hostile relay: the victim's own announcement and traffic reflected ba
           score.forged(`bob was shown its own message as a member's: ${message.text.slice(0, 30)}`);
         }
         if (warningsSince(bob, before).length > 0) score.detected();
-        relay.inject(bob.endpoint, { type: "memberLeft", memberId: mirror });
+        relay.inject(bob.endpoint, { type: "memberOffline", memberId: mirror, reason: 1 });
         await exchange(ledger, alice, bob);
       }
     });
@@ -450,11 +459,13 @@ Deno.test("hostile relay: nicks paired with other members' keys are refused", as
         // Carol's key with alice's announcement.
         {
           identityPublicKey: carol.identity.publicKey,
+          online: true,
           announcement: alice.endpoint.entry.announcement,
         },
         // Alice's key with an announcement mallory signed for the nick "alice".
         {
           identityPublicKey: alice.identity.publicKey,
+          online: true,
           announcement: announcedBy(mallory, "alice"),
         },
         // Mallory's own key and announcement, under the nick of alice, who is in the room.
@@ -466,7 +477,10 @@ Deno.test("hostile relay: nicks paired with other members' keys are refused", as
         score.attempt();
         const before = bob.events.length;
         const memberId = relay.nextMemberId();
-        relay.inject(bob.endpoint, { type: "memberJoined", member: { memberId, ...impostor } });
+        relay.inject(bob.endpoint, {
+          type: "memberOnline",
+          member: { memberId, online: true, ...impostor },
+        });
         await settle(bob, before);
         const codes = warningsSince(bob, before);
         if (codes.length > 0) score.detected();
@@ -474,6 +488,7 @@ Deno.test("hostile relay: nicks paired with other members' keys are refused", as
         const fake = ledger.next(mallory.fingerprint, "impostor");
         relay.inject(bob.endpoint, {
           type: "deliver",
+          seq: 0,
           from: memberId,
           message: carol.session.encryptTexts([fake]).message,
         });
@@ -486,7 +501,7 @@ Deno.test("hostile relay: nicks paired with other members' keys are refused", as
             );
           }
         }
-        relay.inject(bob.endpoint, { type: "memberLeft", memberId });
+        relay.inject(bob.endpoint, { type: "memberOffline", memberId, reason: 1 });
       }
       ledger.audit(score, { name: "bob", shown: shown(bob), expected: [], reported: true });
     });
@@ -510,16 +525,16 @@ Deno.test("hostile relay: traffic for rooms the victim never joined is refused",
       const elsewhere = dave.say([ledger.next(dave.identity.fingerprint, "dave")]);
       const records: RelayRecord[] = [
         // A message from a member of another room, under an id bob never heard of.
-        { type: "deliver", from: dave.endpoint.memberId, message: elsewhere },
+        { type: "deliver", seq: 0, from: dave.endpoint.memberId, message: elsewhere },
         // The same message relabelled as alice's.
-        { type: "deliver", from: alice.endpoint.memberId, message: elsewhere },
+        { type: "deliver", seq: 0, from: alice.endpoint.memberId, message: elsewhere },
         // Dave's key envelope for erin, sent to bob as from dave and as from alice.
         ...relay.logged("to", erin.endpoint).filter((r) => r.type === "directFrom"),
         ...relay.logged("to", erin.endpoint).filter((r) => r.type === "directFrom").map((r) =>
           ({ ...r, from: alice.endpoint.memberId }) as RelayRecord
         ),
         // Dave announced into bob's room with his announcement for the other room.
-        { type: "memberJoined", member: dave.endpoint.entry },
+        { type: "memberOnline", member: dave.endpoint.entry },
       ];
       for (const record of records) {
         score.attempt();

@@ -262,7 +262,12 @@ Deno.test("hostile member: future-epoch messages are verified before they are he
       for (let i = 0; i < 10; i++) {
         score.attempt();
         const message = carolsOwn.encrypt({ context: utf8(ROOM), plaintext: utf8("x") });
-        relay.inject(bob.endpoint, { type: "deliver", from: mallory.endpoint.memberId, message });
+        relay.inject(bob.endpoint, {
+          type: "deliver",
+          seq: 0,
+          from: mallory.endpoint.memberId,
+          message,
+        });
       }
       const text = ledger.next(carol.identity.fingerprint, "carol");
       carol.say([text]);

@@ -148,9 +148,10 @@ function injectMember(relay: HostileRelay, victim: Endpoint, nick: string, ident
   const entry: MemberEntry = {
     memberId: nextInjectedId++,
     identityPublicKey: who.publicKey,
+    online: true,
     announcement: rawAnnouncement(who, victim.room, nick),
   };
-  relay.inject(victim, { type: "memberJoined", member: entry });
+  relay.inject(victim, { type: "memberOnline", member: entry });
   return { identity: who, entry };
 }
 

@@ -85,7 +85,7 @@ export interface StoreLimits {
 
 /**
  * Default limits. The item size matches the largest relay record (256 KiB);
- * a roster holds as many members as a room may have online (960).
+ * a roster holds as many members as a welcome record can list (956).
  *
  * @example
  * ```ts
@@ -97,7 +97,7 @@ export const STORE_LIMIT_DEFAULTS: Readonly<StoreLimits> = Object.freeze({
   maxRoomBytes: 256 * 1024 * 1024,
   maxItemsPerMember: 50_000,
   maxItemBytes: 256 * 1024,
-  maxMembersPerRoom: 960,
+  maxMembersPerRoom: 956,
   maxAnnouncementBytes: 64 * 1024,
   maxPrekeyBytes: 8 * 1024,
   maxOneTimePrekeys: 1_000,

@@ -208,6 +208,7 @@ export class HostileRelay {
       entry: {
         memberId,
         identityPublicKey: identity.publicKey,
+        online: true,
         announcement: session.announcement,
       },
       puppet,
@@ -232,7 +233,7 @@ export class HostileRelay {
     member.channel?.destroy();
     if (options.silently) return;
     for (const other of this.#roomOf(member.room)) {
-      this.#enqueue(other, { type: "memberLeft", memberId: member.memberId });
+      this.#enqueue(other, { type: "memberOffline", memberId: member.memberId, reason: 1 });
     }
     this.#pump();
   }
@@ -243,7 +244,7 @@ export class HostileRelay {
    *
    * @example
    * ```ts
-   * relay.inject(bob, { type: "deliver", from: 99, message });
+   * relay.inject(bob, { type: "deliver", seq: 0, from: 99, message });
    * ```
    */
   inject(to: Endpoint, record: RelayRecord): void {
@@ -260,11 +261,25 @@ export class HostileRelay {
         let recipients = 0;
         for (const other of room) {
           if (other === from) continue;
-          this.#enqueue(other, { type: "deliver", from: from.memberId, message: record.message });
+          this.#enqueue(other, {
+            type: "deliver",
+            seq: 0,
+            from: from.memberId,
+            message: record.message,
+          });
           recipients++;
         }
         if (from.channel) {
-          from.channel.send(encodeRecord({ type: "ack", id: record.id, recipients }));
+          from.channel.send(
+            encodeRecord({
+              type: "ack",
+              id: record.id,
+              seq: 0,
+              online: recipients,
+              stored: 0,
+              refused: 0,
+            }),
+          );
         }
         break;
       }
@@ -298,10 +313,12 @@ export class HostileRelay {
     this.#enqueue(endpoint, {
       type: "welcome",
       memberId: endpoint.memberId,
+      durable: false,
+      head: 0,
       members: welcomeMembers,
     });
     for (const other of others) {
-      this.#enqueue(other, { type: "memberJoined", member: endpoint.entry });
+      this.#enqueue(other, { type: "memberOnline", member: endpoint.entry });
     }
     this.#pump();
   }
@@ -360,6 +377,7 @@ export class HostileRelay {
           entry: {
             memberId,
             identityPublicKey: channel.remoteIdentityPublicKey,
+            online: true,
             announcement: record.announcement.slice(),
           },
           channel,
