@@ -82,7 +82,7 @@ Deno.test("relay: three clients exchange messages in order", async () => {
         const texts = [`${c.client.nick} ${round}a`, `${c.client.nick} ${round}b`];
         sent.set(c.client.nick, [...(sent.get(c.client.nick) ?? []), ...texts]);
         const recipients = await c.client.send(texts);
-        assert.deepEqual(recipients, [2]);
+        assert.deepEqual(recipients.map((delivery) => delivery.online), [2]);
       }));
     }
     // A burst without waiting for acknowledgements.
