@@ -23,8 +23,18 @@ function random(length: number): Uint8Array {
 }
 
 Deno.test("Deno offers every native primitive, and it is the default", () => {
-  assert.deepEqual(nativeBackend.names, { aead: "native", x25519: "native", ed25519: "native" });
-  assert.deepEqual(nobleBackend.names, { aead: "noble", x25519: "noble", ed25519: "noble" });
+  assert.deepEqual(nativeBackend.names, {
+    aead: "native",
+    x25519: "native",
+    ed25519: "native",
+    hash: "native",
+  });
+  assert.deepEqual(nobleBackend.names, {
+    aead: "noble",
+    x25519: "noble",
+    ed25519: "noble",
+    hash: "noble",
+  });
   assert.equal(cryptoBackend, nativeBackend);
 });
 
@@ -319,4 +329,32 @@ Deno.test("Ed25519: a seed changed in place is not served from the cache", () =>
   assert.equal(nativeBackend.ed25519Verify(publicKey, message, signature), true);
   publicKey.set(nobleBackend.ed25519PublicKey(random(32)));
   assert.equal(nativeBackend.ed25519Verify(publicKey, message, signature), false);
+});
+
+Deno.test("HMAC-SHA256 and HKDF-SHA256: RFC 4231 / RFC 5869 answers, native and noble agree", () => {
+  for (const backend of [nativeBackend, nobleBackend]) {
+    assert.equal(
+      toHex(backend.hmacSha256(utf8("Jefe"), utf8("what do ya want for nothing?"))),
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    );
+    assert.equal(
+      toHex(backend.hkdfSha256(
+        fromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+        fromHex("000102030405060708090a0b0c"),
+        fromHex("f0f1f2f3f4f5f6f7f8f9"),
+        42,
+      )),
+      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+    );
+  }
+  for (let i = 0; i < 200; i++) {
+    const key = crypto.getRandomValues(new Uint8Array(i % 70));
+    const data = crypto.getRandomValues(new Uint8Array((i * 7) % 300));
+    assert.deepEqual(nativeBackend.hmacSha256(key, data), nobleBackend.hmacSha256(key, data));
+    const length = 1 + (i % 80);
+    assert.deepEqual(
+      nativeBackend.hkdfSha256(data, key, key.subarray(0, i % 20), length),
+      nobleBackend.hkdfSha256(data, key, key.subarray(0, i % 20), length),
+    );
+  }
 });

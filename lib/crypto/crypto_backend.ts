@@ -38,7 +38,9 @@ import type { Buffer } from "node:buffer";
 import type * as NodeCrypto from "node:crypto";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { sha512 } from "@noble/hashes/sha2.js";
+import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
 import { constantTimeEqual, fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { environmentVariable, nodeBuiltin, uninitializedBytes } from "../core/runtime.ts";
 
@@ -61,7 +63,12 @@ export interface X25519KeyPair {
 /** The hot-path primitives, all synchronous. */
 export interface CryptoBackend {
   /** Which implementation each primitive uses. */
-  readonly names: { aead: BackendName; x25519: BackendName; ed25519: BackendName };
+  readonly names: {
+    aead: BackendName;
+    x25519: BackendName;
+    ed25519: BackendName;
+    hash: BackendName;
+  };
   /**
    * ChaCha20-Poly1305 encryption: returns `ciphertext || 16-byte tag`, or
    * writes it into `output` (exactly `plaintext.length + 16` bytes) and
@@ -88,6 +95,10 @@ export interface CryptoBackend {
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   /** Ed25519 verification by the rules of PROTOCOL.md; false (never a throw) for anything invalid. */
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /** HMAC-SHA256 (RFC 2104) of `data` under `key` (32 bytes out). */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** HKDF-SHA256 (RFC 5869): `length` bytes from `ikm`, `salt` and `info`. */
+  hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 }
 
 /**
@@ -246,6 +257,12 @@ const nobleX25519 = {
     if (isAllZero(shared)) throw new LowOrderPointError();
     return shared;
   },
+};
+
+const nobleHash = {
+  hmacSha256: (key: Uint8Array, data: Uint8Array): Uint8Array => hmac(sha256, key, data),
+  hkdfSha256: (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array =>
+    hkdf(sha256, ikm, salt, info, length),
 };
 
 const nobleEd25519 = {
@@ -444,6 +461,20 @@ function makeNativeEd25519() {
   };
 }
 
+function makeNativeHash(): typeof nobleHash {
+  return {
+    hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+      const mac = nodeCrypto.createHmac("sha256", key).update(data).digest();
+      const out = copyOf(mac);
+      mac.fill(0);
+      return out;
+    },
+    hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+      return new Uint8Array(nodeCrypto.hkdfSync("sha256", ikm, salt, info, length));
+    },
+  };
+}
+
 // Known answers (RFC 8439 2.8.2, RFC 7748 6.1, RFC 8032 7.1 test 2): a native
 // primitive is used only if it reproduces them.
 const AEAD_KAT = {
@@ -520,6 +551,29 @@ function nativeX25519IfWorking(): typeof nobleX25519 | undefined {
   return works ? x : undefined;
 }
 
+// RFC 4231 test case 2 (HMAC-SHA256) and RFC 5869 test case 1 (HKDF-SHA256).
+const HASH_KAT = {
+  hmacKey: utf8("Jefe"),
+  hmacData: utf8("what do ya want for nothing?"),
+  hmac: fromHex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+  ikm: fromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+  salt: fromHex("000102030405060708090a0b0c"),
+  info: fromHex("f0f1f2f3f4f5f6f7f8f9"),
+  okm: fromHex(
+    "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+  ),
+};
+
+function nativeHashIfWorking(): typeof nobleHash | undefined {
+  const hash = makeNativeHash();
+  const { hmacKey, hmacData, ikm, salt, info, okm } = HASH_KAT;
+  const works = selfTest(() =>
+    sameBytes(hash.hmacSha256(hmacKey, hmacData), HASH_KAT.hmac) &&
+    sameBytes(hash.hkdfSha256(ikm, salt, info, okm.length), okm)
+  );
+  return works ? hash : undefined;
+}
+
 function nativeEd25519IfWorking(): typeof nobleEd25519 | undefined {
   const ed = makeNativeEd25519();
   const { seed, publicKey, message, signature } = ED25519_KAT;
@@ -543,10 +597,11 @@ function nativeEd25519IfWorking(): typeof nobleEd25519 | undefined {
  * ```
  */
 export const nobleBackend: CryptoBackend = {
-  names: { aead: "noble", x25519: "noble", ed25519: "noble" },
+  names: { aead: "noble", x25519: "noble", ed25519: "noble", hash: "noble" },
   ...nobleAead,
   ...nobleX25519,
   ...nobleEd25519,
+  ...nobleHash,
 };
 
 function buildNativeBackend(): CryptoBackend {
@@ -554,15 +609,18 @@ function buildNativeBackend(): CryptoBackend {
   const aead = nativeAeadIfWorking();
   const x = nativeX25519IfWorking();
   const ed = nativeEd25519IfWorking();
+  const hash = nativeHashIfWorking();
   return {
     names: {
       aead: aead ? "native" : "noble",
       x25519: x ? "native" : "noble",
       ed25519: ed ? "native" : "noble",
+      hash: hash ? "native" : "noble",
     },
     ...(aead ?? nobleAead),
     ...(x ?? nobleX25519),
     ...(ed ?? nobleEd25519),
+    ...(hash ?? nobleHash),
   };
 }
 

@@ -17,9 +17,7 @@
  * @module
  */
 
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { cryptoBackend } from "../crypto/crypto_backend.ts";
 
 const MESSAGE_KEY_SEED = Uint8Array.of(0x01);
 const CHAIN_KEY_SEED = Uint8Array.of(0x02);
@@ -110,12 +108,12 @@ export interface SymmetricChainOptions {
 }
 
 function advance(chainKey: Uint8Array): Uint8Array {
-  return hmac(sha256, chainKey, CHAIN_KEY_SEED);
+  return cryptoBackend.hmacSha256(chainKey, CHAIN_KEY_SEED);
 }
 
 function messageKey(chainKey: Uint8Array, index: number, info: Uint8Array): MessageKey {
-  const mk = hmac(sha256, chainKey, MESSAGE_KEY_SEED);
-  const okm = hkdf(sha256, mk, EMPTY, info, KEY_LENGTH + NONCE_LENGTH);
+  const mk = cryptoBackend.hmacSha256(chainKey, MESSAGE_KEY_SEED);
+  const okm = cryptoBackend.hkdfSha256(mk, EMPTY, info, KEY_LENGTH + NONCE_LENGTH);
   mk.fill(0);
   return { index, key: okm.subarray(0, KEY_LENGTH), nonce: okm.subarray(KEY_LENGTH) };
 }
