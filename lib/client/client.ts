@@ -42,6 +42,8 @@ export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
 const DIRECT_FAILURE_WINDOW_MS = 10_000;
 /** How often the room session is asked what time alone reveals. */
 const TICK_MS = 1_000;
+/** How long close() lets messages being prepared go out. */
+const CLOSE_WAIT_MS = 5_000;
 /** Acknowledge stored items read at most this often... */
 const ACK_DELAY_MS = 100;
 /** ...or after this many. */
@@ -133,6 +135,9 @@ export interface ChatClientOptions extends RelayAddress {
   /** Keep received and sent messages in `store` (default true). */
   history?: boolean;
 }
+
+/** Who could read a message when it was encrypted (RoomSession.readers). */
+type Readers = { online: number; later: number };
 
 /** A request to the relay waiting for its answer. */
 interface Pending {
@@ -556,13 +561,33 @@ export class ChatClient {
 
   #publish(texts: string[]): Promise<Delivery> {
     if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
-    // One at a time up to the moment the message leaves; the relay's answers overlap.
-    const sent = this.#sending.then(() => this.#prepareAndSend(texts));
-    this.#sending = sent.catch(() => {});
-    return sent.then((answer) => answer);
+    if (!this.#session.durable) {
+      // Nothing to hand over or keep first: the message leaves in this turn, in call order.
+      try {
+        return this.#delivery(this.#seal(texts), 0);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    // One at a time up to the moment the message leaves (key handover, the spent iteration
+    // kept); the relay's answers overlap.
+    const prepared = this.#sending.then(() => this.#prepareDurable(texts));
+    this.#sending = prepared.catch(() => {});
+    return prepared.then(({ sent, unreachable }) => this.#delivery(sent, unreachable));
   }
 
-  async #prepareAndSend(texts: string[]): Promise<Delivery> {
+  /** Encrypts `texts` and sends the publish; returns its answer and who could read it. */
+  #seal(texts: string[]): { answer: Promise<RelayRecord>; readers: Readers } {
+    const sealed = this.#session.encryptTexts(texts);
+    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
+    this.#keeper.noteSent({ texts, time: Date.now(), nick: this.#session.nick, direct: false });
+    const { message, readers } = sealed;
+    return { answer: this.#request((id) => ({ type: "publish", id, message })), readers };
+  }
+
+  async #prepareDurable(
+    texts: string[],
+  ): Promise<{ sent: { answer: Promise<RelayRecord>; readers: Readers }; unreachable: number }> {
     const session = this.#session;
     for (const record of session.prepareToSend()) this.#channel.send(encodeRecord(record));
     let unreachable = 0;
@@ -571,21 +596,28 @@ export class ChatClient {
         if (!(await this.#handOverKey(memberId))) unreachable++;
       }),
     );
-    const sealed = session.encryptTexts(texts);
-    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
-    const time = Date.now();
-    this.#keeper.noteSent({ texts, time, nick: session.nick, direct: false });
+    if (this.#channel.closed) throw new NetworkError("not connected to the relay");
     // The spent iteration is on disk before the message leaves: never encrypted twice.
-    if (session.durable) await this.#keeper.save(session);
+    const sealed = session.encryptTexts(texts);
+    await this.#keeper.save(session);
+    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
+    this.#keeper.noteSent({ texts, time: Date.now(), nick: session.nick, direct: false });
     const { message, readers } = sealed;
     const answer = this.#request((id) => ({ type: "publish", id, message }));
-    const ack = await answer;
+    return { sent: { answer, readers }, unreachable };
+  }
+
+  async #delivery(
+    sent: { answer: Promise<RelayRecord>; readers: Readers },
+    unreachable: number,
+  ): Promise<Delivery> {
+    const ack = await sent.answer;
     if (ack.type !== "ack") {
       throw new ProtocolError("the relay answered a publish with another record");
     }
     return {
-      online: Math.min(ack.online, readers.online),
-      later: Math.min(ack.stored, readers.later),
+      online: Math.min(ack.online, sent.readers.online),
+      later: Math.min(ack.stored, sent.readers.later),
       refused: ack.refused + unreachable,
       seq: ack.seq,
     };
@@ -689,6 +721,14 @@ export class ChatClient {
   async close(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#ackTimer);
+    // Messages being prepared (a key handover under way) still go out first, unless the relay
+    // keeps them waiting.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#sending,
+      new Promise((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
     // What was read is kept and acknowledged before the connection ends.
     if (this.#session.durable && !this.#channel.closed) await this.#acknowledge();
     this.#channel.close();
