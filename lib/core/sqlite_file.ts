@@ -33,6 +33,9 @@ import type { DatabaseSync } from "node:sqlite";
 
 type SqliteModule = typeof import("node:sqlite");
 
+/** How long a program waits for another one holding the same file's write lock. */
+const BUSY_TIMEOUT_MS = 5_000;
+
 /**
  * An SQLite file could not be opened, read or written. The message is one
  * line naming the file, with what to do.
@@ -136,7 +139,19 @@ export function openSqliteFile(options: SqliteFileOptions): DatabaseSync {
   return withDatabase(sqlite, options, false, (db) => {
     if (empty) {
       // Before WAL mode, which writes the header: a crash in between leaves an empty file.
-      db.exec(`BEGIN IMMEDIATE;${schema}COMMIT;`);
+      // Several programs may find the file empty at once: the first to take the write lock
+      // creates the schema, the others find it made.
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        const made = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number })
+          .n > 0;
+        if (!made) db.exec(schema);
+        db.exec("COMMIT");
+      } catch (error) {
+        db.exec("ROLLBACK");
+        throw error;
+      }
+      if (!isEmptyFile(path)) checkDatabase(db, options);
     }
     configure(db, options);
     return db;
@@ -155,6 +170,9 @@ function withDatabase<T>(
   let db: DatabaseSync;
   try {
     db = new sqlite.DatabaseSync(options.path, { readOnly });
+    // First of all: another program opening, creating or switching the same file to WAL at the
+    // same moment is waited for, never taken for a broken file.
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
   } catch (error) {
     throw describeSqliteError(error, label);
   }
@@ -291,8 +309,6 @@ function configure(db: DatabaseSync, options: SqliteFileOptions): void {
   }
   // FULL: each commit fsyncs the write-ahead log, so what was committed survives a crash.
   db.exec("PRAGMA synchronous = FULL");
-  // Another process on the same file waits instead of failing.
-  db.exec("PRAGMA busy_timeout = 5000");
   db.exec("PRAGMA journal_size_limit = 67108864");
   db.exec("PRAGMA cell_size_check = ON");
   db.exec("PRAGMA trusted_schema = OFF");
@@ -377,7 +393,8 @@ export function describeSqliteError(error: unknown, label: string): Error {
     case 5: // SQLITE_BUSY
     case 6: // SQLITE_LOCKED
       return new SqliteFileError(
-        `${label} stayed locked by another process for 5 s (${detail}); try again`,
+        `${label} stayed locked by another process for ${BUSY_TIMEOUT_MS / 1000} s ` +
+          `(${detail}); try again`,
       );
     default:
       return new SqliteFileError(`${label}: ${oneLine(error.message)}`);
