@@ -42,6 +42,8 @@ export const MAX_BATCH_TEXT_BYTES = 128 * 1024;
 const DIRECT_FAILURE_WINDOW_MS = 10_000;
 /** How often the room session is asked what time alone reveals. */
 const TICK_MS = 1_000;
+/** The relay's stock of one-time prekeys, before it says: no top-up until it does. */
+const ONE_TIME_PREKEYS_UNKNOWN = Number.MAX_SAFE_INTEGER;
 /** How long close() lets messages being prepared go out. */
 const CLOSE_WAIT_MS = 5_000;
 /** Acknowledge stored items read at most this often... */
@@ -320,7 +322,9 @@ export class ChatClient {
         this.#afterSettled = settleWhenReady;
         this.#ticker = setInterval(() => this.#tick(), TICK_MS);
         this.#apply(record);
-        if (this.#session.durable) this.#uploadPrekeys(this.#keeper.prekeys.oneTimeCount);
+        // A new signed prekey when due; one-time prekeys when the relay says it is low
+        // (prekey-count, which follows a durable welcome whenever fewer than 20 are left).
+        if (this.#session.durable) this.#uploadPrekeys(ONE_TIME_PREKEYS_UNKNOWN);
         settleWhenReady();
       };
       const closeHandler = this.#channel.onClose;
@@ -466,11 +470,12 @@ export class ChatClient {
 
   /** Sends the prekeys the schedule asks for (durable rooms). */
   #uploadPrekeys(oneTimeOnRelay: number): void {
-    const { signedPrekey, oneTimePrekeys } = this.#keeper.prekeys.upload({ oneTimeOnRelay });
+    const upload = this.#keeper.prekeys.upload({ oneTimeOnRelay });
+    if (upload === undefined) return;
     // Kept before they are offered, so every prekey the relay hands out has its secret here.
     void this.#keeper.save(this.#session).then(() => {
       if (this.#channel.closed) return;
-      this.#channel.send(encodeRecord({ type: "putPrekeys", signedPrekey, oneTimePrekeys }));
+      this.#channel.send(encodeRecord({ type: "putPrekeys", ...upload }));
     }, (error) =>
       this.#options.onEvent({
         type: "warning",

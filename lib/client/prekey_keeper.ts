@@ -102,20 +102,22 @@ export class PrekeyKeeper implements PrekeySecretStore {
   }
 
   /**
-   * What to upload now: the current signed prekey (a new one when the
-   * schedule says so, or none exists) and enough one-time prekeys to bring
-   * the relay's stock to 100 when it holds fewer than 20. Applies the
-   * schedule's deletions. Returns the records of a `put-prekeys`.
+   * What to upload now: a new signed prekey when the schedule says so (or
+   * none exists yet), and enough one-time prekeys to bring the relay's stock
+   * to 100 when it holds fewer than 20. Applies the schedule's deletions.
+   * Returns the records of a `put-prekeys` (`signedPrekey` empty when the
+   * signed prekey did not change), or undefined when there is nothing to send.
    *
    * @example
    * ```ts
-   * const { signedPrekey, oneTimePrekeys } = prekeys.upload({ oneTimeOnRelay: 0 });
+   * const upload = prekeys.upload({ oneTimeOnRelay: 0 });
+   * if (upload) relay.send({ type: "putPrekeys", ...upload });
    * ```
    */
   upload(options: { oneTimeOnRelay: number }): {
     signedPrekey: Uint8Array;
     oneTimePrekeys: Uint8Array[];
-  } {
+  } | undefined {
     const now = this.#now();
     const todo = prekeyMaintenance({
       now,
@@ -153,8 +155,12 @@ export class PrekeyKeeper implements PrekeySecretStore {
       }
       this.#dirty = true;
     }
+    if (!todo.rotateSignedPrekey && oneTimePrekeys.length === 0) return undefined;
     const newest = [...this.#signed.values()].sort((a, b) => b.created - a.created)[0];
-    return { signedPrekey: newest.record, oneTimePrekeys };
+    return {
+      signedPrekey: todo.rotateSignedPrekey ? newest.record : new Uint8Array(0),
+      oneTimePrekeys,
+    };
   }
 
   /** @example `prekeys.signedPrekeySecret(1)` */

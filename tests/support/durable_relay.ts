@@ -78,7 +78,7 @@ export class DurableRelay {
   async enrol(nick: string): Promise<Person> {
     const identity = generateIdentity();
     const prekeys = await PrekeyKeeper.load({ relay: "relay", identity });
-    const upload = prekeys.upload({ oneTimeOnRelay: 0 });
+    const upload = prekeys.upload({ oneTimeOnRelay: 0 })!;
     const person: Person = {
       nick,
       identity,
