@@ -17,3 +17,4 @@ export * from "./prekeys.ts";
 export * from "./room.ts";
 export * from "./room_member.ts";
 export * from "./sender_keys.ts";
+export * from "./room_roster.ts";

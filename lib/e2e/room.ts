@@ -29,16 +29,14 @@
  * @module
  */
 
-import { cryptoBackend } from "../crypto/crypto_backend.ts";
 import { generateKeyPair, type KeyPair } from "../crypto/noise.ts";
-import { constantTimeEqual, toHex } from "../core/bytes.ts";
-import { fingerprint } from "../identity/fingerprint.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { MemberEntry, RelayRecord } from "../transport/records.ts";
 import { type Announcement, signAnnouncement, verifyAnnouncement } from "./announcement.ts";
 import type { PrekeySecretStore } from "./prekey_envelope.ts";
 import { type LeaveReason, RoomInbox, type RoomOutput, warn, warnUntrusted } from "./room_inbox.ts";
-import { type MemberInfo, RECEIVE_LIMITS, RoomMember } from "./room_member.ts";
+import { type MemberInfo, RECEIVE_LIMITS, type RoomMember } from "./room_member.ts";
+import { RoomRoster } from "./room_roster.ts";
 import { pairwiseTo, RoomSender } from "./room_sender.ts";
 import type { RoomState } from "./room_state.ts";
 import { groupContext } from "./sender_keys.ts";
@@ -67,16 +65,6 @@ export interface RoomSessionOptions {
 /** Relay reasons for a member going away (records `member-offline`). */
 const LEAVE_REASONS: Record<number, LeaveReason> = { 0: "offline", 1: "left", 2: "removed" };
 
-function isUsablePresenceKey(ownSecretKey: Uint8Array, publicKey: Uint8Array): boolean {
-  try {
-    // Both backends refuse low-order points (all-zero shared secret).
-    cryptoBackend.x25519(ownSecretKey, publicKey);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * One member's end-to-end session in one room.
  *
@@ -97,20 +85,14 @@ export class RoomSession {
   #identity: Identity;
   #presence: KeyPair = generateKeyPair("25519");
   #context: Uint8Array;
-  #isTrusted: (member: { nick: string; fingerprint: string }) => boolean;
   #now: () => number;
   #saved?: RoomState;
+  #roster: RoomRoster;
   /** Every member this client knows: the online ones, and in a durable room the roster. */
-  #members = new Map<number, RoomMember>();
+  #members: Map<number, RoomMember>;
   /** Members that time may need to report on: not yet present, or with held messages. */
   #watched = new Set<RoomMember>();
   #inbox: RoomInbox;
-  /**
-   * Presence keys of every announcement accepted in this session, this
-   * member's own included. Each connection announces a fresh one, so a key
-   * seen again is an announcement replayed by the relay, never a real member.
-   */
-  #announcedKeys = new Set<string>();
   #memberId?: number;
   #sender: RoomSender;
   /** The highest relay sequence read (durable rooms). */
@@ -124,11 +106,18 @@ export class RoomSession {
     this.room = options.room;
     this.#nick = options.nick;
     this.#context = groupContext(options.room);
-    this.#isTrusted = options.isTrusted ?? (() => true);
     this.#now = options.now ?? Date.now;
     this.#saved = options.saved;
     this.announcement = this.#announce(options.nick);
-    this.#announcedKeys.add(toHex(this.#presence.publicKey));
+    this.#roster = new RoomRoster({
+      identity: options.identity,
+      room: options.room,
+      presence: this.#presence,
+      nick: () => this.#nick,
+      isTrusted: options.isTrusted ?? (() => true),
+      now: this.#now,
+    });
+    this.#members = this.#roster.members;
     this.#inbox = new RoomInbox({
       context: this.#context,
       room: options.room,
@@ -518,103 +507,21 @@ export class RoomSession {
   #restore(saved: RoomState, listed: Set<number>): void {
     this.#lastSeq = saved.lastSeq;
     if (saved.outbound !== undefined) this.#sender.restore(saved.outbound, saved.rekeyDue);
-    for (const kept of saved.members) {
-      if (!listed.has(kept.memberId)) {
-        // Removed while this member was away: it may hold the current key.
-        if (kept.heldEpochOfOurs !== 0) this.#sender.rekeyDue = true;
-        continue;
-      }
-      const member = this.#newMember(kept.memberId, kept.identityPublicKey, kept.nick, false);
-      member.heldEpochOfOurs = kept.heldEpochOfOurs;
-      if (kept.inbound !== undefined) member.restoreSenderKey(kept.inbound);
-    }
-  }
-
-  /** Verifies an announcement for `entry`; returns it, or warns and returns undefined. */
-  #verifiedAnnouncement(
-    entry: MemberEntry,
-    output: RoomOutput,
-    options: { live: boolean },
-  ): Announcement | undefined {
-    const memberFingerprint = fingerprint(entry.identityPublicKey);
-    try {
-      const announcement = verifyAnnouncement({
-        identityPublicKey: entry.identityPublicKey,
-        bytes: entry.announcement,
-      });
-      if (announcement.room !== this.room) throw new Error("announcement is for another room");
-      const known = this.#members.get(entry.memberId);
-      if (
-        known !== undefined &&
-        !constantTimeEqual(known.info.identityPublicKey, entry.identityPublicKey)
-      ) {
-        throw new Error(`member ${entry.memberId} is another identity here; the relay swapped it`);
-      }
-      if (options.live) {
-        if (!isUsablePresenceKey(this.#presence.secretKey, announcement.pairwisePublicKey)) {
-          throw new Error("announcement carries an invalid presence key");
-        }
-        if (this.#announcedKeys.has(toHex(announcement.pairwisePublicKey))) {
-          throw new Error("its announcement was seen before: the relay is replaying it");
-        }
-      }
-      // An honest relay keeps nicks unique in a room; two keys under one nick is impersonation.
-      const namesake = announcement.nick === this.#nick && !this.#isOwnKey(entry.identityPublicKey)
-        ? "you"
-        : [...this.#members.values()].find((member) =>
-          member.info.memberId !== entry.memberId && member.info.nick === announcement.nick &&
-          member.info.fingerprint !== memberFingerprint
-        )?.info.fingerprint;
-      if (namesake !== undefined) {
-        throw new Error(
-          `its nick "${announcement.nick}" is already used in this room by ${namesake}`,
-        );
-      }
-      return announcement;
-    } catch (error) {
-      output.events.push({
-        type: "warning",
-        code: "bad-announcement",
-        text: `ignoring member ${entry.memberId} (${memberFingerprint}): ${
-          (error as Error).message
-        }`,
-      });
-      return undefined;
-    }
-  }
-
-  #newMember(
-    memberId: number,
-    identityPublicKey: Uint8Array,
-    nick: string,
-    online: boolean,
-  ): RoomMember {
-    const memberFingerprint = fingerprint(identityPublicKey);
-    const member = new RoomMember({
-      info: {
-        memberId,
-        nick,
-        fingerprint: memberFingerprint,
-        identityPublicKey,
-        trusted: this.#isTrusted({ nick, fingerprint: memberFingerprint }),
-        online,
-      },
-      room: this.room,
-      localIdentityPublicKey: this.#identity.publicKey,
-      localPresence: this.#presence,
-      now: this.#now,
-    });
-    this.#members.set(memberId, member);
-    return member;
+    // Removed while this member was away: it may hold the current key.
+    if (this.#roster.restore(saved.members, listed)) this.#sender.rekeyDue = true;
   }
 
   /** A roster member that is away (durable rooms): known, not online. */
   #rosterMember(entry: MemberEntry, output: RoomOutput): void {
     if (entry.memberId === this.#memberId) return;
-    const announcement = this.#verifiedAnnouncement(entry, output, { live: false });
+    const announcement = this.#roster.verify(entry, output, { live: false });
     if (announcement === undefined) return;
-    const member = this.#members.get(entry.memberId) ??
-      this.#newMember(entry.memberId, entry.identityPublicKey, announcement.nick, false);
+    const member = this.#members.get(entry.memberId) ?? this.#roster.add({
+      memberId: entry.memberId,
+      identityPublicKey: entry.identityPublicKey,
+      nick: announcement.nick,
+      online: false,
+    });
     member.info.nick = announcement.nick;
   }
 
@@ -622,16 +529,20 @@ export class RoomSession {
     if (entry.memberId === this.#memberId) return;
     const existing = this.#members.get(entry.memberId);
     if (existing?.presence !== undefined) return;
-    const announcement = this.#verifiedAnnouncement(entry, output, { live: true });
+    const announcement = this.#roster.verify(entry, output, { live: true });
     if (announcement === undefined) return;
-    const member = existing ??
-      this.#newMember(entry.memberId, entry.identityPublicKey, announcement.nick, true);
+    const member = existing ?? this.#roster.add({
+      memberId: entry.memberId,
+      identityPublicKey: entry.identityPublicKey,
+      nick: announcement.nick,
+      online: true,
+    });
     if (member.info.nick !== announcement.nick) {
       const previousNick = member.info.nick;
       member.info.nick = announcement.nick;
       output.events.push({ type: "member-renamed", member: member.info, previousNick });
     }
-    this.#announcedKeys.add(toHex(announcement.pairwisePublicKey));
+    this.#roster.markPresenceKeySeen(announcement.pairwisePublicKey);
     const presence = member.goOnline({
       presenceKey: announcement.pairwisePublicKey,
       initial,
@@ -651,7 +562,7 @@ export class RoomSession {
           identityPublicKey: this.#identity.publicKey,
           bytes: entry.announcement,
         });
-        if (own.room === this.room && this.#isOwnKey(entry.identityPublicKey)) {
+        if (own.room === this.room && this.#roster.isOwnKey(entry.identityPublicKey)) {
           this.#nick = own.nick;
         }
       } catch {
@@ -661,7 +572,7 @@ export class RoomSession {
     }
     const member = this.#members.get(entry.memberId);
     if (member === undefined) return;
-    const announcement = this.#verifiedAnnouncement(entry, output, { live: false });
+    const announcement = this.#roster.verify(entry, output, { live: false });
     if (announcement === undefined || announcement.nick === member.info.nick) return;
     const previousNick = member.info.nick;
     member.info.nick = announcement.nick;
@@ -807,9 +718,5 @@ export class RoomSession {
       text: `up to ${count} stored message(s) (${first}–${last}) were lost: ${why}`,
     });
     this.#lastSeq = Math.max(this.#lastSeq, last);
-  }
-
-  #isOwnKey(identityPublicKey: Uint8Array): boolean {
-    return constantTimeEqual(identityPublicKey, this.#identity.publicKey);
   }
 }
