@@ -29,10 +29,12 @@ import {
 } from "../transport/records.ts";
 import { type MemberInfo, type RoomEvent, RoomSession } from "../e2e/room.ts";
 import { MAX_TEXT_BYTES } from "../e2e/content.ts";
-import { encodePrekeyBundle } from "../e2e/prekeys.ts";
 import { utf8 } from "../core/bytes.ts";
 import type { LocalStore } from "./local_store.ts";
 import { RoomKeeper } from "./room_keeper.ts";
+import { type Delivery, Publisher } from "./publisher.ts";
+
+export type { Delivery } from "./publisher.ts";
 
 export { DEFAULT_CONNECT_TIMEOUT_MS, openSocket, type RelayAddress };
 
@@ -50,22 +52,6 @@ const CLOSE_WAIT_MS = 5_000;
 const ACK_DELAY_MS = 100;
 /** ...or after this many. */
 const ACK_EVERY = 256;
-
-/**
- * What became of one published message (PROTOCOL.md, "Sender keys" and the
- * relay's `ack`): how many members read it now, how many will when they come
- * back (durable rooms), and for how many the relay refused to keep it.
- */
-export interface Delivery {
-  /** Present members that held the key and got it live. */
-  online: number;
-  /** Members away, handed the key, for whom the relay stored it. */
-  later: number;
-  /** Members for whom the relay did not store it (a limit; its error says which). */
-  refused: number;
-  /** The relay's sequence for it (0 in an ephemeral room). */
-  seq: number;
-}
 
 /**
  * Completes a handshake with a relay using a throwaway identity and returns
@@ -138,9 +124,6 @@ export interface ChatClientOptions extends RelayAddress {
   history?: boolean;
 }
 
-/** Who could read a message when it was encrypted (RoomSession.readers). */
-type Readers = { online: number; later: number };
-
 /** A request to the relay waiting for its answer. */
 interface Pending {
   resolve: (record: RelayRecord) => void;
@@ -168,8 +151,7 @@ export class ChatClient {
   #nextRequestId = 1;
   /** Publishes, stored envelopes, prekey requests and read watches, by id. */
   #pending = new Map<number, Pending>();
-  /** Sends are prepared one after another (key handover, write-ahead of the sender key). */
-  #sending: Promise<unknown> = Promise.resolve();
+  #publisher: Publisher;
   #ackTimer?: ReturnType<typeof setTimeout>;
   #unacknowledgedReads = 0;
   /** Stored-stream records that arrived before the join settled: handled right after. */
@@ -193,6 +175,16 @@ export class ChatClient {
     this.#session = session;
     this.#keeper = keeper;
     this.#options = options;
+    this.#publisher = new Publisher({
+      session,
+      keeper,
+      link: {
+        send: (record) => this.#channel.send(encodeRecord(record)),
+        request: (make) => this.#request(make),
+        closed: () => this.#channel.closed,
+        onEvent: (event) => options.onEvent(event),
+      },
+    });
     let markClosed: () => void;
     this.#closed = new Promise((resolve) => markClosed = resolve);
     channel.onClose = (error) => {
@@ -561,97 +553,8 @@ export class ChatClient {
       batchBytes += bytes + 4;
     }
     if (batch.length > 0) batches.push(batch);
-    return Promise.all(batches.map((texts) => this.#publish(texts)));
-  }
-
-  #publish(texts: string[]): Promise<Delivery> {
     if (this.#channel.closed) return Promise.reject(new NetworkError("not connected to the relay"));
-    if (!this.#session.durable) {
-      // Nothing to hand over or keep first: the message leaves in this turn, in call order.
-      try {
-        return this.#delivery(this.#seal(texts), 0);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    // One at a time up to the moment the message leaves (key handover, the spent iteration
-    // kept); the relay's answers overlap.
-    const prepared = this.#sending.then(() => this.#prepareDurable(texts));
-    this.#sending = prepared.catch(() => {});
-    return prepared.then(({ sent, unreachable }) => this.#delivery(sent, unreachable));
-  }
-
-  /** Encrypts `texts` and sends the publish; returns its answer and who could read it. */
-  #seal(texts: string[]): { answer: Promise<RelayRecord>; readers: Readers } {
-    const sealed = this.#session.encryptTexts(texts);
-    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
-    this.#keeper.noteSent({ texts, time: Date.now(), nick: this.#session.nick, direct: false });
-    const { message, readers } = sealed;
-    return { answer: this.#request((id) => ({ type: "publish", id, message })), readers };
-  }
-
-  async #prepareDurable(
-    texts: string[],
-  ): Promise<{ sent: { answer: Promise<RelayRecord>; readers: Readers }; unreachable: number }> {
-    const session = this.#session;
-    for (const record of session.prepareToSend()) this.#channel.send(encodeRecord(record));
-    let unreachable = 0;
-    await Promise.all(
-      session.keyHandoverNeeded().map(async (memberId) => {
-        if (!(await this.#handOverKey(memberId))) unreachable++;
-      }),
-    );
-    if (this.#channel.closed) throw new NetworkError("not connected to the relay");
-    // The spent iteration is on disk before the message leaves: never encrypted twice.
-    const sealed = session.encryptTexts(texts);
-    await this.#keeper.save(session);
-    for (const record of sealed.send) this.#channel.send(encodeRecord(record));
-    this.#keeper.noteSent({ texts, time: Date.now(), nick: session.nick, direct: false });
-    const { message, readers } = sealed;
-    const answer = this.#request((id) => ({ type: "publish", id, message }));
-    return { sent: { answer, readers }, unreachable };
-  }
-
-  async #delivery(
-    sent: { answer: Promise<RelayRecord>; readers: Readers },
-    unreachable: number,
-  ): Promise<Delivery> {
-    const ack = await sent.answer;
-    if (ack.type !== "ack") {
-      throw new ProtocolError("the relay answered a publish with another record");
-    }
-    return {
-      online: Math.min(ack.online, sent.readers.online),
-      later: Math.min(ack.stored, sent.readers.later),
-      refused: ack.refused + unreachable,
-      seq: ack.seq,
-    };
-  }
-
-  /** Hands this member's current key to a member away; false when it could not be done. */
-  async #handOverKey(memberId: number): Promise<boolean> {
-    const answer = await this.#request((id) => ({ type: "getPrekeys", id, memberId }));
-    if (answer.type !== "prekeys" || answer.signedPrekey.length === 0) return false;
-    const bundle = encodePrekeyBundle({
-      signedPrekey: answer.signedPrekey,
-      oneTimePrekey: answer.oneTimePrekey.length > 0 ? answer.oneTimePrekey : undefined,
-    });
-    const sealed = this.#session.sealKeyFor(memberId, bundle);
-    if ("warning" in sealed) {
-      this.#options.onEvent({ type: "warning", code: "bad-envelope", text: sealed.warning });
-      return false;
-    }
-    const stored = await this.#request((id) => ({
-      type: "storeFor",
-      id,
-      to: memberId,
-      envelope: sealed.envelope,
-    }));
-    if (stored.type !== "ack" || stored.refused > 0) {
-      this.#session.keyHandoverFailed(memberId);
-      return false;
-    }
-    return true;
+    return Promise.all(batches.map((texts) => this.#publisher.publish(texts)));
   }
 
   /**
@@ -730,7 +633,7 @@ export class ChatClient {
     // keeps them waiting.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#sending,
+      this.#publisher.idle(),
       new Promise((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS)),
     ]);
     clearTimeout(timer);

@@ -10,3 +10,4 @@
 export * from "./client.ts";
 export * from "./reconnecting_client.ts";
 export * from "./local_store.ts";
+export * from "./publisher.ts";
