@@ -8,6 +8,8 @@
  */
 
 import assert from "node:assert/strict";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { openNatsRelayStore } from "../lib/relay/store/nats_store.ts";
 import type { RelayStore } from "../lib/relay/store/relay_store.ts";
 import { body, key, member, readAll, relayStoreContract } from "./support/store_contract.ts";
@@ -109,3 +111,52 @@ natsTest("nats: one-time prekeys are handed out once across relays", async () =>
     await server.stop();
   }
 });
+
+natsTest("nats: snapshots let the log be purged, and a new relay starts from them", async () => {
+  const server = await startNatsServer();
+  const stores: RelayStore[] = [];
+  try {
+    const a = await openNatsRelayStore({ servers: server.url, snapshotEvery: 10 });
+    stores.push(a);
+    const alice = await a.addMember("ops", member(1, "alice"));
+    const bob = await a.addMember("ops", member(2, "bob"));
+    assert.ok(alice.status === "added" && bob.status === "added");
+    for (let i = 0; i < 200; i++) {
+      const stored = await a.appendGroup("ops", {
+        from: alice.member.memberId,
+        body: body(`m${i}`),
+      });
+      assert.ok(stored.status === "stored");
+      if (i % 20 === 19) await a.ack("ops", bob.member.memberId, stored.seq - 5);
+    }
+    await a.prune();
+    await a.close(); // waits for the snapshot writes
+    const logMessages = await subjectCount(server.url, "securechat.room.log.b3Bz");
+    assert.ok(logMessages < 30, `${logMessages} events left of about 212`);
+    // A relay that never saw the room: the snapshot, the events after it, the bodies still kept.
+    const b = await openNatsRelayStore({ servers: server.url });
+    stores.push(b);
+    const rest = await readAll(b, "ops", bob.member.memberId, 195);
+    assert.deepEqual(
+      rest.entries.map((e) => e.kind !== "gap" && new TextDecoder().decode(e.body)),
+      ["m195", "m196", "m197", "m198", "m199"],
+    );
+    const next = await b.appendGroup("ops", { from: bob.member.memberId, body: body("next") });
+    assert.ok(next.status === "stored" && next.seq === 201);
+    assert.equal((await b.counts()).items, 6);
+  } finally {
+    await Promise.all(stores.map((store) => store.close()));
+    await server.stop();
+  }
+});
+
+async function subjectCount(url: string, subject: string): Promise<number> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("SECURECHAT_ROOMS", { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  } finally {
+    await nc.close();
+  }
+}

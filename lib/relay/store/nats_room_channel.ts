@@ -306,6 +306,7 @@ export class RoomChannel {
     await this.#load();
     const { reader } = this.#context;
     let found: OpResult[] | undefined;
+    let brokenAt = 0;
     for (let reloads = 0; reloads < 3; reloads++) {
       const last = await reader.lastSeq(this.subjects.log);
       if (last === this.#view.logSeq) return found;
@@ -318,9 +319,18 @@ export class RoomChannel {
       let broken = false;
       let applied = 0;
       for await (const message of reader.range(this.subjects.log, this.#view.logSeq + 1, last)) {
-        const event = decodeEvent(message.data);
+        const event = readEvent(message.seq, message.data, this.subjects.log);
         if (event.prev !== this.#view.logSeq) {
+          if (brokenAt === message.seq) {
+            // Still there after starting again from the snapshot: not a relay's event.
+            throw new StoreError(
+              `room log ${this.subjects.log} is broken at stream sequence ${message.seq} (the ` +
+                `event follows ${event.prev}, not ${this.#view.logSeq}); only securechat relays ` +
+                "may write to its stream",
+            );
+          }
           // Events this view missed were compacted away: start again from the snapshot.
+          brokenAt = message.seq;
           broken = true;
           break;
         }
@@ -370,6 +380,18 @@ export class RoomChannel {
     } catch (error) {
       throw this.#context.describe(error);
     }
+  }
+}
+
+/** Decodes a log event; anything else on a room's log stops the room with one line. */
+function readEvent(seq: number, data: Uint8Array, subject: string): RoomEvent {
+  try {
+    return decodeEvent(data);
+  } catch (error) {
+    throw new StoreError(
+      `room log ${subject} holds an unreadable event at stream sequence ${seq} ` +
+        `(${(error as Error).message}); only securechat relays may write to its stream`,
+    );
   }
 }
 
