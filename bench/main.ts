@@ -6,7 +6,8 @@
  * ```sh
  * deno task bench                      # everything (a few minutes)
  * deno task bench:smoke                # seconds; tiny sizes; for CI
- * deno task bench --only pipe,scale    # some scenarios (also: storage, the relay's store alone)
+ * deno task bench --only pipe,scale    # some scenarios (also: storage, the relay's store alone;
+ *                                      # cluster, the store on NATS JetStream)
  * deno task bench --no-ncat            # securechat alone
  * deno task bench --profile            # also V8 CPU profiles of the relay (bench/results/profiles)
  * deno task bench --render-only        # redraw latest.md and chart.svg from latest.json
@@ -48,6 +49,8 @@ import {
 import { type Server, startNcat, startSecurechat } from "./servers.ts";
 import { backgroundCpuShare, findNcat, machineInfo, sleep } from "./system.ts";
 import { runStorage } from "./storage.ts";
+import { runClusterStore } from "./cluster_store.ts";
+import { HAVE_NATS } from "../tests/support/nats_server.ts";
 import { runTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
 import { runWebBench } from "./web.ts";
 
@@ -59,6 +62,7 @@ const SCENARIOS = [
   "scale",
   "bulk",
   "storage",
+  "cluster",
   "web",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
@@ -91,6 +95,7 @@ const PLANS = {
       bodyBytes: 200,
       readItems: 10_000,
     },
+    cluster: { appends: 20_000, inflight: 64, members: 50, bodyBytes: 200, readItems: 10_000 },
     webMessages: 3000,
   },
   smoke: {
@@ -118,6 +123,7 @@ const PLANS = {
       bodyBytes: 200,
       readItems: 500,
     },
+    cluster: { appends: 300, inflight: 16, members: 10, bodyBytes: 200, readItems: 200 },
     webMessages: 200,
   },
 };
@@ -136,7 +142,7 @@ function usage(message: string): never {
   console.error(`bench: ${message}`);
   console.error(
     "usage: bench/main.ts [--smoke] [--out DIR] " +
-      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage,web] " +
+      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage,cluster,web] " +
       "[--no-ncat] [--no-install] [--profile] [--render-only]",
   );
   process.exit(2);
@@ -244,6 +250,7 @@ async function main(): Promise<void> {
     scale: null,
     bulk: null,
     storage: null,
+    cluster: null,
     web: null,
     targets: [],
     errors: [],
@@ -483,6 +490,25 @@ async function main(): Promise<void> {
       );
     } catch (error) {
       failed("storage", error);
+    }
+  }
+
+  if (wants("cluster") && !HAVE_NATS && (process.env.CI ?? "") === "") {
+    log("cluster: skipped, nats-server is not installed (apt-get install -y nats-server)");
+  } else if (wants("cluster")) {
+    starting("cluster");
+    try {
+      results.cluster = await runClusterStore(plan.cluster);
+      for (const run of results.cluster.runs) {
+        const n = (value: number) => Math.round(value).toLocaleString("en");
+        log(
+          `cluster R${run.replicas}: ${n(run.appendsPerSecond)} appends/s, ` +
+            `${run.singleAppendMs.toFixed(2)} ms alone, catch-up ` +
+            `${n(run.readWarmPerSecond)}/s warm, ${n(run.readColdPerSecond)}/s cold`,
+        );
+      }
+    } catch (error) {
+      failed("cluster", error);
     }
   }
 

@@ -10,6 +10,7 @@ import type { WebResult } from "./web.ts";
 import type { HandshakeResult, ScaleResult } from "./connections.ts";
 import type { PipeResult } from "./pipe.ts";
 import type { StorageResult } from "./storage.ts";
+import type { ClusterStoreResult } from "./cluster_store.ts";
 import type { MachineInfo } from "./system.ts";
 import type { TrafficResult } from "./traffic.ts";
 
@@ -53,6 +54,8 @@ export interface BenchResults {
     | null;
   /** The relay's store alone (absent in runs from before it existed). */
   storage?: StorageResult | null;
+  /** The relay's store on NATS JetStream (absent in runs from before it existed). */
+  cluster?: ClusterStoreResult | null;
   /** The web client in Chromium (bench/web.ts), or why it was not run. */
   web?: WebResult | { skipped: string } | null;
   targets: TargetCheck[];
@@ -279,6 +282,24 @@ export function tableRows(results: BenchResults): string[][] {
       "",
       "",
     ]);
+  }
+  const cl = results.cluster;
+  if (cl) {
+    for (const run of cl.runs) {
+      const name =
+        `JetStream store R${run.replicas}: ${cl.bodyBytes} B items, room of ${cl.members}`;
+      rows.push(
+        [name, `appends/s (${cl.inflight} in flight)`, thousands(run.appendsPerSecond), "", ""],
+        [name, "one append alone, ms", run.singleAppendMs.toFixed(2), "", ""],
+        [
+          `JetStream store R${run.replicas}: catch-up of ${thousands(cl.readItems)} items`,
+          "items read/s, writing relay / another relay",
+          `${thousands(run.readWarmPerSecond)} / ${thousands(run.readColdPerSecond)}`,
+          "",
+          "",
+        ],
+      );
+    }
   }
   if (results.web && "skipped" in results.web) {
     rows.push(["web client", "not run", results.web.skipped, "", ""]);

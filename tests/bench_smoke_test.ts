@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { HAVE_NATS } from "./support/nats_server.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 
@@ -91,6 +93,25 @@ Deno.test({
 
       assertTraffic(results.bulk.transport, "bulk transport");
       assertTraffic(results.bulk.e2e, "bulk e2e");
+
+      if (HAVE_NATS || (process.env.CI ?? "") !== "") {
+        assert.deepEqual(results.cluster.runs.map((run: { replicas: number }) => run.replicas), [
+          1,
+          3,
+        ]);
+        for (const run of results.cluster.runs) {
+          for (
+            const field of [
+              "appendsPerSecond",
+              "singleAppendMs",
+              "readWarmPerSecond",
+              "readColdPerSecond",
+            ]
+          ) {
+            assert.ok(isCount(run[field]) && run[field] > 0, `cluster R${run.replicas} ${field}`);
+          }
+        }
+      }
 
       const storage = results.storage;
       assert.ok(storage, "the storage scenario ran");

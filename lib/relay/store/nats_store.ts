@@ -40,7 +40,7 @@ import { ensureNatsResources, type NatsNames, natsNames } from "./nats_setup.ts"
 import { SnapshotStore } from "./nats_snapshots.ts";
 import { ATTEMPT_TIMEOUT_MS, retryable, retrying } from "./nats_retry.ts";
 import type { RoomOp } from "./room_events.ts";
-import { pruneWouldChange, type RoomPruneResult } from "./room_prune.ts";
+import { pruneChannel, readPage } from "./nats_room_ops.ts";
 import type { RoomLimits, RoomState } from "./room_state.ts";
 import { type OpResult, settledWithoutChange } from "./room_view.ts";
 import { publicMember } from "./room_state.ts";
@@ -70,7 +70,6 @@ import {
   resolveLimits,
   type RosterMember,
   type StoreCounts,
-  type StoredEntry,
   StoreError,
   StoreInputError,
   type StoreLimits,
@@ -342,35 +341,7 @@ class NatsRelayStore implements RelayStore {
       if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_READ_LIMIT) {
         throw new StoreInputError(`read limit must be a whole number from 1 to ${MAX_READ_LIMIT}`);
       }
-      const channel = this.#channel(room);
-      // An item deleted between planning and fetching its body is planned again without it.
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const plan = await channel.read((view) =>
-          view.state.plan(memberId, options.afterSeq, limit)
-        );
-        if (plan === undefined) return undefined;
-        const items = plan.entries.flatMap((entry) => entry.kind === "item" ? [entry.item] : []);
-        const bodies = await channel.bodies(items);
-        if (bodies.some((body) => body === undefined)) continue;
-        let i = 0;
-        const entries: StoredEntry[] = plan.entries.map((entry) => {
-          if (entry.kind !== "item") return entry;
-          const { item } = entry;
-          const body = bodies[i++]!.slice();
-          return item.kind === 1
-            ? { kind: "group", seq: item.seq, from: item.sender, time: item.time, body }
-            : {
-              kind: "envelope",
-              seq: item.seq,
-              from: item.sender,
-              to: item.recipient,
-              time: item.time,
-              body,
-            };
-        });
-        return { entries, nextAfterSeq: plan.nextAfterSeq, more: plan.more, head: plan.head };
-      }
-      throw new StoreError(`room ${room}: stored items keep disappearing while being read`);
+      return await readPage(this.#channel(room), { memberId, afterSeq: options.afterSeq, limit });
     });
   }
 
@@ -392,25 +363,16 @@ class NatsRelayStore implements RelayStore {
       const result: PruneResult = { acknowledged: 0, expired: 0, forgotten: 0, more: false };
       let left = budget;
       for (const room of await this.#rooms()) {
-        const channel = this.#channel(room);
-        const outcome = await channel.write(
-          { type: "prune", budget: left },
-          (view) => {
-            const time = this.#options.now();
-            const check = { time, limits: this.#roomLimits, budget: left };
-            return pruneWouldChange(view.state, check) ? undefined : { result: undefined };
-          },
-        ) as RoomPruneResult | undefined;
-        if (outcome === undefined) {
-          if (left <= 0 && (await channel.read((view) => view.state.items.count)) > 0) {
-            result.more = true;
-          }
-          continue;
-        }
+        const { outcome, more } = await pruneChannel(this.#channel(room), {
+          now: this.#options.now,
+          limits: this.#roomLimits,
+          budget: left,
+        });
+        result.more ||= more;
+        if (outcome === undefined) continue;
         result.acknowledged += outcome.acknowledged;
         result.expired += outcome.expired;
         result.forgotten += outcome.forgotten;
-        result.more ||= outcome.more;
         left -= outcome.examined;
         if (outcome.forgetRoom) this.#channels.delete(room);
       }
