@@ -41,6 +41,7 @@ import { SnapshotStore } from "./nats_snapshots.ts";
 import { ATTEMPT_TIMEOUT_MS, retryable, retrying } from "./nats_retry.ts";
 import type { RoomOp } from "./room_events.ts";
 import { pruneChannel, readPage } from "./nats_room_ops.ts";
+import { findMember } from "./room_roster.ts";
 import type { RoomLimits, RoomState } from "./room_state.ts";
 import { type OpResult, settledWithoutChange } from "./room_view.ts";
 import { publicMember } from "./room_state.ts";
@@ -268,7 +269,7 @@ class NatsRelayStore implements RelayStore {
       nameBytes(room, "room name");
       nameBytes(nick, "nick");
       checkIdentityKey(identityKey);
-      return this.#read(room, (state) => state.findMember(identityKey, nick));
+      return this.#read(room, (state) => findMember(state, identityKey, nick));
     });
   }
 

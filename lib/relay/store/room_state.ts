@@ -16,14 +16,10 @@
  */
 
 import {
-  type AddMemberResult,
   type EnvelopeAppendResult,
   type GapNotice,
   type GroupAppendResult,
-  MAX_MEMBER_ID,
   MAX_SEQUENCE,
-  type NewMember,
-  type RenameResult,
   type RosterMember,
   StoreError,
 } from "./relay_store.ts";
@@ -75,7 +71,7 @@ export type PlannedEntry = { kind: "item"; item: ItemMeta } | GapNotice;
  * @example
  * ```ts
  * const room = new RoomState();
- * room.addMember(member, { time, limits });
+ * addMember(room, member, { time, limits }); // room_roster.ts
  * ```
  */
 export class RoomState {
@@ -103,77 +99,6 @@ export class RoomState {
     let n = 0;
     for (const list of this.gaps.values()) n += list.length;
     return n;
-  }
-
-  /** See `RelayStore.addMember`. @example `room.addMember(member, { time, limits })` */
-  addMember(member: NewMember, at: { time: number; limits: RoomLimits }): AddMemberResult {
-    const holderId = this.nicks.get(member.nick);
-    if (holderId !== undefined) {
-      const holder = this.members.get(holderId)!;
-      if (!sameBytes(holder.identityKey, member.identityKey)) {
-        return { status: "nickTaken", holder: holderId };
-      }
-      holder.announcement = member.announcement.slice();
-      return { status: "existing", member: publicMember(holder) };
-    }
-    if (this.memberCount >= at.limits.maxMembersPerRoom || this.nextMember > MAX_MEMBER_ID) {
-      return { status: "rosterFull" };
-    }
-    const entry: MemberState = {
-      memberId: this.nextMember++,
-      identityKey: member.identityKey.slice(),
-      nick: member.nick,
-      announcement: member.announcement.slice(),
-      joinedAt: at.time,
-      joinedSeq: this.head,
-      lastAck: this.head,
-      tracked: false,
-      pending: 0,
-      refusing: 0,
-    };
-    this.memberCount++;
-    this.members.set(entry.memberId, entry);
-    this.nicks.set(entry.nick, entry.memberId);
-    return { status: "added", member: publicMember(entry) };
-  }
-
-  /** See `RelayStore.findMember`. @example `room.findMember(key, "alice")` */
-  findMember(identityKey: Uint8Array, nick: string): RosterMember | undefined {
-    let best: MemberState | undefined;
-    for (const member of this.members.values()) {
-      if (member.nick !== nick || !sameBytes(member.identityKey, identityKey)) continue;
-      // A current entry first, else the latest removed one.
-      if (member.removedAt === undefined) return publicMember(member);
-      best = member;
-    }
-    return best === undefined ? undefined : publicMember(best);
-  }
-
-  /** See `RelayStore.renameMember`. @example `room.rename(3, "al")` */
-  rename(memberId: number, nick: string): RenameResult {
-    const member = this.current(memberId);
-    if (member === undefined) return { status: "unknownMember" };
-    const holder = this.nicks.get(nick);
-    if (holder !== undefined && holder !== memberId) return { status: "nickTaken", holder };
-    this.nicks.delete(member.nick);
-    member.nick = nick;
-    this.nicks.set(nick, memberId);
-    return { status: "renamed", member: publicMember(member) };
-  }
-
-  /** See `RelayStore.removeMember`. @example `room.remove(3, time)` */
-  remove(memberId: number, time: number): boolean {
-    const member = this.current(memberId);
-    if (member === undefined) return false;
-    member.removedAt = time;
-    member.tracked = false;
-    member.pending = 0;
-    member.refusing = 0;
-    this.memberCount--;
-    this.nicks.delete(member.nick);
-    this.items.dropEnvelopes(memberId);
-    this.gaps.delete(memberId);
-    return true;
   }
 
   /** See `RelayStore.appendGroup` (size and sender checked here too). @example `room.appendGroup(1, 9, place, at)` */
@@ -442,7 +367,15 @@ function toNotice(gap: GapState): GapNotice {
   };
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+/**
+ * Compares public bytes (keys, announcements): an ordinary comparison, no secrets.
+ *
+ * @example
+ * ```ts
+ * sameBytes(member.identityKey, key); // true
+ * ```
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   // Public keys, not secrets: an ordinary comparison is fine.
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

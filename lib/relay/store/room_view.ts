@@ -9,7 +9,8 @@
 
 import type { RoomEvent, RoomOp } from "./room_events.ts";
 import { pruneRoom, type RoomPruneResult } from "./room_prune.ts";
-import { publicMember, type RoomLimits, RoomState } from "./room_state.ts";
+import { addMember, removeMember, renameMember } from "./room_roster.ts";
+import { publicMember, type RoomLimits, RoomState, sameBytes } from "./room_state.ts";
 import {
   type AddMemberResult,
   type EnvelopeAppendResult,
@@ -61,11 +62,11 @@ export class RoomView {
       const state = this.state;
       switch (op.type) {
         case "add":
-          return state.addMember(op, when);
+          return addMember(state, op, when);
         case "rename":
-          return state.rename(op.memberId, op.nick);
+          return renameMember(state, op.memberId, op.nick);
         case "remove":
-          return state.remove(op.memberId, event.time);
+          return removeMember(state, op.memberId, event.time);
         case "group":
           return state.appendGroup(op.from, op.body.length, { at, op: index }, when);
         case "envelope":
@@ -159,8 +160,4 @@ export function settledWithoutChange(
     case "prune":
       return undefined;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
