@@ -114,7 +114,7 @@ export class LogReader {
         for await (const message of batch) {
           got++;
           if (message.seq > to) return;
-          yield { seq: message.seq, subject: message.subject, data: message.data };
+          yield toLogMessage(message);
           if (message.seq === to) return;
         }
         // Nothing more arrived: what is missing up to `to` was purged meanwhile.
@@ -134,8 +134,13 @@ function nextBySubject(subject: string, seq: number): MsgRequest {
   return { seq, next_by_subj: subject } as unknown as MsgRequest;
 }
 
+/**
+ * Copies the client's bytes (a Node `Buffer`, perhaps a view of a larger
+ * one) into a plain `Uint8Array`, so that what the store keeps and hands
+ * out is plain bytes that do not hold the client's buffers.
+ */
 function toLogMessage(message: { seq: number; subject: string; data: Uint8Array }): LogMessage {
-  return { seq: message.seq, subject: message.subject, data: message.data };
+  return { seq: message.seq, subject: message.subject, data: new Uint8Array(message.data) };
 }
 
 /**
@@ -164,7 +169,7 @@ export class BodyCache {
     if (body.length > this.#budget) return;
     const key = `${at}:${op}`;
     if (this.#entries.has(key)) return;
-    this.#entries.set(key, body.slice());
+    this.#entries.set(key, new Uint8Array(body));
     this.#bytes += body.length;
     for (const [old, value] of this.#entries) {
       if (this.#bytes <= this.#budget) break;

@@ -177,7 +177,7 @@ export class NatsPrekeys {
   async #signed(hex: string): Promise<Prekey | undefined> {
     const entry = await this.#options.signed.get(hex);
     if (entry === null || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
-    return decodePrekey(entry.value);
+    return decodePrekey(new Uint8Array(entry.value));
   }
 
   async #count(subject: string): Promise<number> {

@@ -37,7 +37,7 @@ export async function readPage(
     const entries: StoredEntry[] = plan.entries.map((entry) => {
       if (entry.kind !== "item") return entry;
       const { item } = entry;
-      const body = bodies[i++]!.slice();
+      const body = new Uint8Array(bodies[i++]!);
       return item.kind === 1
         ? { kind: "group", seq: item.seq, from: item.sender, time: item.time, body }
         : {

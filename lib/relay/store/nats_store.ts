@@ -363,7 +363,15 @@ class NatsRelayStore implements RelayStore {
       }
       const result: PruneResult = { acknowledged: 0, expired: 0, forgotten: 0, more: false };
       let left = budget;
-      for (const room of await this.#rooms()) {
+      // Rooms in the order they were created, as relay.db prunes them (the budget is shared).
+      const rooms = await Promise.all(
+        (await this.#rooms()).map(async (room) => ({
+          room,
+          createdAt: await this.#channel(room).read((view) => view.state.createdAt),
+        })),
+      );
+      rooms.sort((a, b) => a.createdAt - b.createdAt);
+      for (const { room } of rooms) {
         const { outcome, more } = await pruneChannel(this.#channel(room), {
           now: this.#options.now,
           limits: this.#roomLimits,

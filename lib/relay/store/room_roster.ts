@@ -34,7 +34,7 @@ export function addMember(
     if (!sameBytes(holder.identityKey, member.identityKey)) {
       return { status: "nickTaken", holder: holderId };
     }
-    holder.announcement = member.announcement.slice();
+    holder.announcement = new Uint8Array(member.announcement);
     return { status: "existing", member: publicMember(holder) };
   }
   if (room.memberCount >= at.limits.maxMembersPerRoom || room.nextMember > MAX_MEMBER_ID) {
@@ -42,9 +42,9 @@ export function addMember(
   }
   const entry: MemberState = {
     memberId: room.nextMember++,
-    identityKey: member.identityKey.slice(),
+    identityKey: new Uint8Array(member.identityKey),
     nick: member.nick,
-    announcement: member.announcement.slice(),
+    announcement: new Uint8Array(member.announcement),
     joinedAt: at.time,
     joinedSeq: room.head,
     lastAck: room.head,

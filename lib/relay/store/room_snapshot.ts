@@ -6,8 +6,8 @@
  * events can be purged. PROTOCOL.md ("Cluster store") documents the bytes.
  *
  * ```
- * snapshot = u8 version (1), u64 log seq, u64 head, u64 next member, u64 last time,
- *            u64 next gap, u32 n, n × member, u32 n, n × gap list, u32 n, n × item
+ * snapshot = u8 version (1), u64 log seq, u64 head, u64 created at, u64 next member,
+ *            u64 last time, u64 next gap, u32 n, n × member, u32 n, n × gap list, u32 n, n × item
  * member   = u32 id, 32 identity key, string8 nick, bytes32 announcement, u64 joined at,
  *            u64 joined seq, u64 last ack, u8 flags (1 tracked, 2 removed), u64 pending,
  *            u64 refusing gap, u64 removed at (0 unless removed)
@@ -37,6 +37,7 @@ export function encodeSnapshot(room: RoomState, logSeq: number): Uint8Array {
     .u8(SNAPSHOT_VERSION)
     .u64(logSeq)
     .u64(room.head)
+    .u64(room.createdAt)
     .u64(room.nextMember)
     .u64(room.lastTime)
     .u64(room.nextGap)
@@ -78,6 +79,7 @@ export function decodeSnapshot(bytes: Uint8Array): { room: RoomState; logSeq: nu
   const logSeq = reader.u64();
   const room = new RoomState();
   room.head = reader.u64();
+  room.createdAt = reader.u64();
   room.nextMember = reader.u64();
   room.lastTime = reader.u64();
   room.nextGap = reader.u64();

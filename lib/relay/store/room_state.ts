@@ -76,6 +76,8 @@ export type PlannedEntry = { kind: "item"; item: ItemMeta } | GapNotice;
  */
 export class RoomState {
   head = 0;
+  /** Stream sequence of the event that created the room (0: not created): rooms are pruned in this order. */
+  createdAt = 0;
   nextMember = 1;
   memberCount = 0;
   lastTime = 0;
@@ -346,9 +348,9 @@ export class RoomState {
 export function publicMember(member: MemberState): RosterMember {
   const out: RosterMember = {
     memberId: member.memberId,
-    identityKey: member.identityKey.slice(),
+    identityKey: new Uint8Array(member.identityKey),
     nick: member.nick,
-    announcement: member.announcement.slice(),
+    announcement: new Uint8Array(member.announcement),
     joinedAt: member.joinedAt,
     joinedSeq: member.joinedSeq,
     lastAck: member.lastAck,

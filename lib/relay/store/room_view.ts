@@ -62,6 +62,8 @@ export class RoomView {
       const state = this.state;
       switch (op.type) {
         case "add":
+          // As a room is created by its first join in relay.db.
+          if (state.createdAt === 0) state.createdAt = at;
           return addMember(state, op, when);
         case "rename":
           return renameMember(state, op.memberId, op.nick);
