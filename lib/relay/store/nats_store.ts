@@ -99,6 +99,8 @@ export interface NatsStoreOptions {
   snapshotEvery?: number;
   /** Item bodies kept in memory for catch-ups, bytes (default 32 MiB). */
   bodyCacheBytes?: number;
+  /** Room views kept in memory; the least recently used beyond it reload when next used (default 10,000). */
+  maxRoomsInMemory?: number;
 }
 
 const DEFAULT_READ_LIMIT = 1_000;
@@ -125,6 +127,13 @@ export async function openNatsRelayStore(options: NatsStoreOptions): Promise<Rel
   const limits = resolveLimits(options.limits);
   const names = natsNames(options.prefix ?? "securechat");
   const timeoutMs = options.timeoutMs ?? 5_000;
+  for (
+    const [name, value] of Object.entries({ timeoutMs, maxRoomsInMemory: options.maxRoomsInMemory })
+  ) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
+      throw new StoreInputError(`${name} must be a positive whole number`);
+    }
+  }
   const servers = options.connection === undefined
     ? parseNatsServers(options.servers ?? [])
     : [options.connection.getServer()];
@@ -170,6 +179,7 @@ export async function openNatsRelayStore(options: NatsStoreOptions): Promise<Rel
       timeoutMs,
       snapshotEvery: options.snapshotEvery ?? 1_000,
       bodyCacheBytes: options.bodyCacheBytes ?? 32 * 1024 * 1024,
+      maxRoomsInMemory: options.maxRoomsInMemory ?? 10_000,
       prekeys: (reader) =>
         new NatsPrekeys({
           js: jetstream(nc, { timeout: attempt }),
@@ -199,6 +209,7 @@ interface NatsRelayStoreOptions {
   timeoutMs: number;
   snapshotEvery: number;
   bodyCacheBytes: number;
+  maxRoomsInMemory: number;
   prekeys: (reader: LogReader) => NatsPrekeys;
   jsm: Awaited<ReturnType<typeof jetstreamManager>>;
 }
@@ -471,7 +482,11 @@ class NatsRelayStore implements RelayStore {
 
   #channel(room: string): RoomChannel {
     let channel = this.#channels.get(room);
-    if (channel === undefined) {
+    if (channel !== undefined) {
+      // Most recently used last: the first idle ones are dropped when there are too many.
+      this.#channels.delete(room);
+      this.#channels.set(room, channel);
+    } else {
       const key = roomKey(room);
       const prefix = `${this.#options.names.prefix}.room`;
       channel = new RoomChannel(this.#context, {
@@ -480,8 +495,20 @@ class NatsRelayStore implements RelayStore {
         head: `${prefix}.head.${key}`,
       });
       this.#channels.set(room, channel);
+      this.#evict();
     }
     return channel;
+  }
+
+  /** Forgets the least recently used idle views past `maxRoomsInMemory` (they reload on use). */
+  #evict(): void {
+    let excess = this.#channels.size - this.#options.maxRoomsInMemory;
+    for (const [room, channel] of this.#channels) {
+      if (excess <= 0) break;
+      if (!channel.idle) continue;
+      this.#channels.delete(room);
+      excess--;
+    }
   }
 
   /** Every room with a log, in name order. */

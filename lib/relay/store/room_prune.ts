@@ -77,7 +77,8 @@ export function pruneRoom(room: RoomState, options: RoomPruneOptions): RoomPrune
   for (const memberId of [...room.gaps.keys()]) {
     if (room.current(memberId) === undefined) room.gaps.delete(memberId);
   }
-  if (room.items.count === 0 && room.members.size === 0) {
+  // A room that was never created (only refused calls reached its log) has nothing to forget.
+  if (room.createdAt !== 0 && room.items.count === 0 && room.members.size === 0) {
     result.forgotten++;
     result.forgetRoom = true;
   }
@@ -109,7 +110,7 @@ export function pruneWouldChange(room: RoomState, options: RoomPruneOptions): bo
   for (const member of room.members.values()) {
     if (member.removedAt !== undefined && member.removedAt < cutoff) return true;
   }
-  return room.items.count === 0 && room.members.size === 0;
+  return room.createdAt !== 0 && room.items.count === 0 && room.members.size === 0;
 }
 
 /** The two current members with the lowest `lastAck`. */
