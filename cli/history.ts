@@ -139,7 +139,7 @@ async function runHistory(address: ServerAddress, options: HistoryOptions): Prom
           direct: row.kind === "direct",
           direction: row.direction,
           ...(row.seq === undefined ? {} : { seq: row.seq }),
-        });
+        }) + "\n";
       }
       const when = new Date(row.time).toISOString().replace("T", " ").slice(0, 19);
       const arrow = row.kind === "direct" ? (row.direction === "out" ? " → them" : " → you") : "";

@@ -39,6 +39,7 @@ import { JoinOutput } from "./output.ts";
 import { keyChangedText, PeerTrust } from "./peer_trust.ts";
 import { knownPeersPath, knownServersPath, prepareHome } from "./paths.ts";
 import { openClientStore, verifyRelay } from "./relay_check.ts";
+import type { LocalStore } from "../lib/client/local_store.ts";
 import { type InputLine, LineSplitter } from "./lines.ts";
 
 /** Parsed `join` options. */
@@ -196,6 +197,9 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
           onEnd: (error) => joined.connectionClosed(error),
         });
         welcome(member.client!, "joined");
+        if (options.history !== false) {
+          await showHistory({ output, store, client: member.client!, identity });
+        }
         joined.release();
         return { member, done: joined.done };
       };
@@ -594,6 +598,53 @@ function readStdinLines(
   stdin.on("end", onEnd);
   stdin.on("error", onEnd);
   return { done, close };
+}
+
+/** Messages of the history shown when the chat screen opens a room. */
+const HISTORY_SHOWN = 50;
+
+/**
+ * Shows what this machine kept of the room before the chat goes live: the
+ * last messages of the history, between two separators.
+ */
+async function showHistory(options: {
+  output: JoinOutput;
+  store: LocalStore;
+  client: ChatClient;
+  identity: Identity;
+}): Promise<void> {
+  const { output, store, client, identity } = options;
+  let rows;
+  try {
+    ({ rows } = await store.history(client.relayFingerprint, client.room, {
+      limit: HISTORY_SHOWN,
+    }));
+  } catch (error) {
+    output.notice("warning", `could not read the history: ${(error as Error).message}`, {});
+    return;
+  }
+  if (rows.length === 0) return;
+  output.notice("history", `— the last ${rows.length} message(s) kept on this machine —`, {});
+  for (const row of rows) {
+    const mine = row.direction === "out";
+    output.message({
+      room: client.room,
+      from: {
+        memberId: 0,
+        nick: row.nick,
+        fingerprint: row.sender,
+        identityPublicKey: mine ? identity.publicKey : new Uint8Array(32),
+        trusted: true,
+        online: false,
+      },
+      text: row.text,
+      time: row.time,
+      direct: row.kind === "direct",
+      status: "known",
+      earlier: true,
+    });
+  }
+  output.notice("history", "— now —", {});
 }
 
 function withinMs(work: Promise<unknown>, ms: number): Promise<void> {

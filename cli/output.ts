@@ -26,7 +26,8 @@ export type NoticeType =
   | "warning"
   | "error"
   | "sent"
-  | "stored";
+  | "stored"
+  | "history";
 
 /** Trust status shown beside a member. */
 export type PeerStatus = "new" | "known" | "verified" | "changed";
@@ -117,6 +118,8 @@ export interface PrintedMessage {
   time: number;
   direct: boolean;
   status: PeerStatus;
+  /** From this machine's history, shown when the room opens (its `time` is when it was sent). */
+  earlier?: boolean;
 }
 
 /**

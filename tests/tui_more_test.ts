@@ -219,6 +219,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "terminal: a room opens with the last messages kept on this machine, then goes live",
+  ignore: !HAVE_TMUX,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dirs = new TempDirs();
+    const relay = await startRelay({ home: dirs.make("relay") });
+    const address = relay.address;
+    const server = new TmuxServer(dirs.make("tmux"));
+    const home = dirs.make();
+    const bob = CliProcess.start(["join", address, "--room", "r", "--nick", "bob", "--stay"], {
+      home: dirs.make(),
+    });
+    try {
+      await bob.waitFor("stderr", /joined room/);
+      const terminal = await server.terminal("alice", { columns: 120, rows: 24 });
+      await startChat(server, terminal, { address, room: "r", nick: "alice", home });
+      bob.write("kept for later\n");
+      await terminal.waitFor(/bob: kept for later$/m, "bob's message");
+      await terminal.run("said by alice");
+      await bob.waitFor("stdout", /alice: said by alice\n/);
+      await terminal.run("/quit");
+      assert.equal(await exitStatus(terminal), 0);
+      // The room opens again: the history comes first, marked, then the chat goes on.
+      await startChat(server, terminal, { address, room: "r", nick: "alice", home });
+      const screen = await terminal.waitFor(/— now —/, "the history on screen");
+      const text = screen.join("\n");
+      assert.match(text, /the last 2 message\(s\) kept on this machine/);
+      assert.ok(
+        text.indexOf("kept for later") < text.indexOf("said by alice") &&
+          text.indexOf("said by alice") < text.indexOf("— now —"),
+        text,
+      );
+      bob.write("live again\n");
+      await terminal.waitFor(/bob: live again$/m, "a live message after the history");
+      await terminal.run("/quit");
+      assert.equal(await exitStatus(terminal), 0);
+    } finally {
+      await server.kill();
+      if (bob.child.exitCode === null) await bob.stop();
+      await relay.proc.stop();
+      dirs.cleanup();
+    }
+  },
+});
+
 Deno.test("wrapping: rows that continue a URL start at the first column; other rows stay indented", () => {
   const url = "https://example.org/" + "x".repeat(50);
   const rows = wrapEntry({

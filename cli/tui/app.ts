@@ -249,9 +249,9 @@ export class ChatApp {
   #showMessage(message: PrintedMessage): void {
     const action = actionOf(message.text);
     const mention = mentions(message.text, this.#nick);
-    if (mention || message.direct) this.#terminal.write("\x07");
+    if ((mention || message.direct) && !message.earlier) this.#terminal.write("\x07");
     this.#add(messageEntry({
-      time: new Date(),
+      time: message.earlier ? new Date(message.time) : new Date(),
       nick: message.from.nick,
       status: message.status,
       text: action ?? message.text,

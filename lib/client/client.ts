@@ -487,6 +487,11 @@ export class ChatClient {
     return answer;
   }
 
+  /** The relay's fingerprint (what its history is kept under). @example `client.relayFingerprint` */
+  get relayFingerprint(): string {
+    return this.#channel.remoteFingerprint;
+  }
+
   /** Room name. @example `client.room` */
   get room(): string {
     return this.#session.room;
@@ -639,6 +644,7 @@ export class ChatClient {
     clearTimeout(timer);
     // What was read is kept and acknowledged before the connection ends.
     if (this.#session.durable && !this.#channel.closed) await this.#acknowledge();
+    await this.#keeper.flushHistory().catch(() => {});
     this.#channel.close();
     return this.#closed;
   }

@@ -21,6 +21,9 @@ import { decodeRoomState, encodeRoomState, type RoomState } from "../e2e/room_st
 import type { HistoryEntry, LocalStore, StateKey } from "./local_store.ts";
 import { PrekeyKeeper } from "./prekey_keeper.ts";
 
+/** History waits at most this long for a state write to carry it. */
+const HISTORY_DELAY_MS = 100;
+
 /** Options for {@linkcode RoomKeeper.open}. */
 export interface RoomKeeperOptions {
   /** The local store; without one, nothing outlives the process. */
@@ -55,6 +58,7 @@ export class RoomKeeper {
   #options: RoomKeeperOptions;
   #history: HistoryEntry[] = [];
   #writes: Promise<void> = Promise.resolve();
+  #historyTimer?: ReturnType<typeof setTimeout>;
 
   private constructor(options: RoomKeeperOptions, prekeys: PrekeyKeeper, saved?: RoomState) {
     this.#options = options;
@@ -112,6 +116,7 @@ export class RoomKeeper {
         ...(event.seq === undefined ? {} : { seq: event.seq }),
       });
     }
+    this.#scheduleHistory();
   }
 
   /**
@@ -136,6 +141,40 @@ export class RoomKeeper {
         direction: "out",
       });
     }
+    this.#scheduleHistory();
+  }
+
+  /**
+   * Writes the queued history now, and resolves when every write so far is
+   * on disk (before closing).
+   *
+   * @example
+   * ```ts
+   * await keeper.flushHistory();
+   * ```
+   */
+  flushHistory(): Promise<void> {
+    clearTimeout(this.#historyTimer);
+    this.#historyTimer = undefined;
+    const store = this.#options.store;
+    const history = this.#history.splice(0);
+    const write = this.#writes.then(async () => {
+      if (store === undefined) return;
+      for (const entry of history) await store.addHistory(entry);
+    });
+    this.#writes = write.catch(() => {});
+    return write;
+  }
+
+  /** History is written within a moment even when no state write carries it (ephemeral rooms). */
+  #scheduleHistory(): void {
+    if (this.#history.length === 0 || this.#historyTimer !== undefined) return;
+    this.#historyTimer = setTimeout(() => {
+      this.#historyTimer = undefined;
+      this.flushHistory().catch(() => {
+        // Reported by the next save or flush, which runs after this one.
+      });
+    }, HISTORY_DELAY_MS);
   }
 
   /**
@@ -149,6 +188,8 @@ export class RoomKeeper {
    * ```
    */
   save(session: RoomSession): Promise<void> {
+    clearTimeout(this.#historyTimer);
+    this.#historyTimer = undefined;
     const store = this.#options.store;
     const state = session.exportState();
     const history = this.#history.splice(0);
