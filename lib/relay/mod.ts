@@ -10,5 +10,6 @@
 
 export * from "./observer.ts";
 export * from "./relay.ts";
+export * from "./room_feed.ts";
 // The store has a RefusalReason of its own (why an item was not kept), hence the namespace.
 export * as store from "./store/mod.ts";
