@@ -198,10 +198,15 @@ export class ChatClient {
         );
       }
       this.#pending.clear();
+      // What was shown is kept before the next connection loads the state: the relay sends again
+      // what was not acknowledged yet, and the kept state makes those items "already read".
+      const kept = this.#joined && this.#session.durable
+        ? this.#keeper.save(this.#session).catch(() => {})
+        : Promise.resolve();
       // A join that failed rejects connect(); reporting it as a lost connection too would make a
       // reconnecting caller schedule a second retry for the same failure.
       if (this.#joined) options.onClose?.(reason);
-      markClosed();
+      void kept.then(markClosed);
     };
   }
 
@@ -601,6 +606,19 @@ export class ChatClient {
    */
   rename(nick: string): void {
     this.#channel.send(encodeRecord(this.#session.renameTo(nick)));
+  }
+
+  /**
+   * Resolves once the connection has ended and what this client read is
+   * kept (a durable room's state): the next connection starts from there.
+   *
+   * @example
+   * ```ts
+   * await client.finished;
+   * ```
+   */
+  get finished(): Promise<void> {
+    return this.#closed;
   }
 
   /**

@@ -97,6 +97,8 @@ interface QueuedSend {
 export class ReconnectingClient {
   #options: ReconnectingClientOptions;
   #client?: ChatClient;
+  /** The connection that was lost, until what it read is kept. */
+  #previous?: Promise<void>;
   #durable = false;
   #queue: QueuedSend[] = [];
   #queuedTexts = 0;
@@ -155,6 +157,7 @@ export class ReconnectingClient {
       onClose: (error) => {
         if (!open) return;
         open = false;
+        this.#previous = this.#client?.finished;
         this.#client = undefined;
         this.#lost(error);
       },
@@ -188,6 +191,8 @@ export class ReconnectingClient {
   async #retry(attempt: number): Promise<void> {
     if (this.#closing) return this.#end();
     try {
+      // The last connection's state is on disk before the next one loads it.
+      await this.#previous;
       this.#client = await this.#options.connect(this.#handlers());
       this.#durable = this.#client.durable;
     } catch (error) {
