@@ -157,6 +157,8 @@ export class ChatClient {
   /** Stored-stream records that arrived before the join settled: handled right after. */
   #early?: RelayRecord[] = [];
   #closing = false;
+  /** The latest prekey upload, kept then sent: close() waits for it, or a brief join offers none. */
+  #prekeyUpload: Promise<void> = Promise.resolve();
   /** Set once connect() has resolved; before that, a failure belongs to connect() alone. */
   #joined = false;
   #closed: Promise<void>;
@@ -470,7 +472,7 @@ export class ChatClient {
     const upload = this.#keeper.prekeys.upload({ oneTimeOnRelay });
     if (upload === undefined) return;
     // Kept before they are offered, so every prekey the relay hands out has its secret here.
-    void this.#keeper.save(this.#session).then(() => {
+    this.#prekeyUpload = this.#keeper.save(this.#session).then(() => {
       if (this.#channel.closed) return;
       this.#channel.send(encodeRecord({ type: "putPrekeys", ...upload }));
     }, (error) =>
@@ -652,11 +654,11 @@ export class ChatClient {
   async close(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#ackTimer);
-    // Messages being prepared (a key handover under way) still go out first, unless the relay
-    // keeps them waiting.
+    // Messages being prepared (a key handover under way) and prekeys being kept still go out
+    // first, unless the relay keeps them waiting.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#publisher.idle(),
+      Promise.all([this.#publisher.idle(), this.#prekeyUpload]),
       new Promise((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS)),
     ]);
     clearTimeout(timer);
