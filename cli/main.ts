@@ -28,6 +28,7 @@ import {
 } from "../lib/core/errors.ts";
 import { IdentityFileError } from "../lib/identity/identity_file.ts";
 import { TrustStoreError } from "../lib/identity/trust_store.ts";
+import { StoreError } from "../lib/relay/store/relay_store.ts";
 import { FileLockError } from "../lib/core/file_lock.ts";
 import { DirectoryError } from "../lib/core/directory.ts";
 import { guardStdio, writeStderr } from "./stdio.ts";
@@ -116,7 +117,8 @@ function asCliError(error: unknown): CliError | undefined {
   if (error instanceof CliError) return error;
   if (
     error instanceof IdentityFileError || error instanceof TrustStoreError ||
-    error instanceof FileLockError || error instanceof DirectoryError
+    error instanceof FileLockError || error instanceof DirectoryError ||
+    error instanceof StoreError
   ) {
     return new CliError(error.message, ExitCode.keyFile);
   }

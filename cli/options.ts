@@ -45,3 +45,29 @@ export function serverAddress(
     throw new InvalidArgumentError((error as Error).message);
   }
 }
+
+const DURATION_UNITS: Record<string, number> = {
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/**
+ * Parses a duration (`90s`, `30m`, `12h`, `30d`) into milliseconds.
+ *
+ * @example
+ * ```ts
+ * duration("30d"); // 2592000000
+ * ```
+ */
+export function duration(text: string): number {
+  const match = /^(\d+)([smhd])$/.exec(text.trim());
+  const value = match ? Number(match[1]) * DURATION_UNITS[match[2]] : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidArgumentError(
+      `expected a duration such as 90s, 30m, 12h or 30d, got "${text}"`,
+    );
+  }
+  return value;
+}

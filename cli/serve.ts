@@ -19,8 +19,11 @@ import {
   type ServerAddress,
 } from "../lib/identity/trust_store.ts";
 import { loadOrCreateIdentity } from "./identity_option.ts";
-import { prepareHome } from "./paths.ts";
-import { positiveInteger, serverAddress } from "./options.ts";
+import { prepareHome, securechatHome } from "./paths.ts";
+import { duration, positiveInteger, serverAddress } from "./options.ts";
+import { join } from "node:path";
+import { openSqliteRelayStore } from "../lib/relay/store/sqlite_store.ts";
+import { type RelayStore, STORE_LIMIT_DEFAULTS } from "../lib/relay/store/relay_store.ts";
 import { writeStdout } from "./stdio.ts";
 import { LOG_FORMATS, LOG_LEVELS, relayLogger } from "./relay_log.ts";
 import { isLoopback, relayMetrics, serveMetrics } from "./metrics.ts";
@@ -141,19 +144,58 @@ export function serveCommand(): Command {
         .choices(LOG_FORMATS).default("text"),
     )
     .option(
+      "--data <dir>",
+      "keep durable rooms in DIR/relay.db (default: $SECURECHAT_HOME/relay)",
+    )
+    .option("--ephemeral", "keep nothing: every room lives only while members are connected")
+    .option(
+      "--ephemeral-room <name>",
+      "this room keeps nothing (repeatable)",
+      (name: string, names: string[]) => [...names, name],
+      [] as string[],
+    )
+    .option(
+      "--retention <duration>",
+      "delete stored messages not fetched within this time (90s, 30m, 12h, 30d)",
+      duration,
+      STORE_LIMIT_DEFAULTS.retentionMs,
+    )
+    .option(
+      "--max-room-storage <mib>",
+      "stored message bytes per room; past it new messages are refused (the sender is told)",
+      positiveInteger,
+      STORE_LIMIT_DEFAULTS.maxRoomBytes / (1024 * 1024),
+    )
+    .option(
+      "--max-pending-per-member <n>",
+      "messages kept for one member and not yet fetched; past it that member gets a gap notice",
+      positiveInteger,
+      STORE_LIMIT_DEFAULTS.maxItemsPerMember,
+    )
+    .option(
       "--metrics <host:port>",
       "serve Prometheus metrics at http://HOST:PORT/metrics (a loopback address; port 0 picks one)",
       parseMetricsAddress,
     )
     .action(async (options) => {
       const log = relayLogger({ level: options.logLevel, format: options.logFormat });
-      if (options.identity === undefined) await prepareHome();
+      if (options.identity === undefined || (!options.ephemeral && !options.data)) {
+        await prepareHome();
+      }
       const identity = await loadOrCreateIdentity({
         path: options.identity,
         passphraseFile: options.passphraseFile,
         notice: log,
       });
       const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
+      const store = options.ephemeral ? undefined : await openSqliteRelayStore({
+        dir: options.data ?? join(securechatHome(), "relay"),
+        limits: {
+          retentionMs: options.retention,
+          maxRoomBytes: options.maxRoomStorage * 1024 * 1024,
+          maxItemsPerMember: options.maxPendingPerMember,
+        },
+      });
       let relay: Relay | undefined = undefined;
       const metrics = options.metrics ? relayMetrics(() => relay!.stats()) : undefined;
       relay = await Relay.listen({
@@ -173,6 +215,11 @@ export function serveCommand(): Command {
         maxRoomMembers: options.maxRoomMembers,
         webSocket: options.websocket,
         webSocketOrigins: options.wsOrigin,
+        store,
+        ephemeralRooms: options.ephemeralRoom,
+      }).catch(async (error) => {
+        await store?.close();
+        throw error;
       });
       const listening = relay;
       const metricsServer = metrics
@@ -182,7 +229,12 @@ export function serveCommand(): Command {
       const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log(`${signal}: shutting down`);
-          Promise.all([listening.close(), metricsServer?.close()]).then(() => resolve());
+          Promise.all([listening.close(), metricsServer?.close()])
+            .then(() => store?.close())
+            .then(() => resolve(), (error) => {
+              log(`closing the store failed: ${(error as Error).message}`, "error");
+              resolve();
+            });
         };
         process.on("SIGINT", () => stop("SIGINT"));
         process.on("SIGTERM", () => stop("SIGTERM"));
@@ -192,6 +244,14 @@ export function serveCommand(): Command {
       if (metricsServer) {
         log(`metrics on http://${formatServerAddress(metricsServer.address)}/metrics`);
       }
+      log(
+        store === undefined
+          ? "rooms are ephemeral: nothing is stored (--ephemeral)"
+          : `durable rooms kept in ${store.location}` +
+            (options.ephemeralRoom.length > 0
+              ? `; ephemeral: ${options.ephemeralRoom.join(", ")}`
+              : ""),
+      );
       if (allow) log(`admitting only the ${allow.size} fingerprint(s) in ${options.allow}`);
       await stopped;
     });

@@ -29,6 +29,10 @@ export const REFUSAL_REASONS = [
   "nick-taken",
   "room-full",
   "slow-reader",
+  "replaced",
+  "store-failed",
+  "bad-prekey",
+  "too-many-watches",
 ] as const;
 
 /** One of {@linkcode REFUSAL_REASONS}. */

@@ -27,6 +27,9 @@ import { type OriginPolicy, originPolicy } from "../transport/http_upgrade.ts";
 import { acceptWebSocket } from "../transport/websocket_server.ts";
 import type { Identity } from "../identity/identity.ts";
 import { TokenBucket } from "../core/rate_limit.ts";
+import type { RelayStore } from "./store/relay_store.ts";
+import { DurableRooms } from "./durable_rooms.ts";
+import type { MemberLink } from "./member_link.ts";
 import {
   handshakeFailureReason,
   type LogLevel,
@@ -95,6 +98,16 @@ export interface RelayOptions {
    * by that record size.
    */
   maxRoomMembers?: number;
+  /**
+   * Where durable rooms are kept (PROTOCOL.md, "Durable rooms: the relay").
+   * Without one every room is ephemeral: it lives while members are
+   * connected, and a message reaches only those connected at the time.
+   */
+  store?: RelayStore;
+  /** Rooms that stay ephemeral although there is a store. */
+  ephemeralRooms?: Iterable<string>;
+  /** How often the store deletes expired and acknowledged items, in ms. Default 60 s. */
+  pruneIntervalMs?: number;
 }
 
 /**
@@ -209,6 +222,9 @@ export class Relay {
   };
   /** Which pages may connect over WebSocket; undefined when WebSocket is off. */
   #allowOrigin: OriginPolicy | undefined;
+  /** The durable rooms, when there is a store. */
+  #durable: DurableRooms | undefined;
+  #ephemeralRooms: ReadonlySet<string>;
 
   private constructor(server: Server, options: RelayOptions, limits: RelayLimits) {
     this.#server = server;
@@ -221,6 +237,12 @@ export class Relay {
     this.#allowOrigin = options.webSocket === false
       ? undefined
       : originPolicy(options.webSocketOrigins);
+    this.#ephemeralRooms = new Set(options.ephemeralRooms ?? []);
+    this.#durable = options.store === undefined ? undefined : new DurableRooms({
+      store: options.store,
+      log: this.#log,
+      pruneIntervalMs: options.pruneIntervalMs,
+    });
   }
 
   /** Logs a refusal or drop as a warning and counts it by reason. */
@@ -294,13 +316,15 @@ export class Relay {
       ...this.#counters,
       connectionsOpen: this.#connectionCount,
       handshakesPending: this.#pending.size,
-      rooms: this.#rooms.size,
+      rooms: this.roomSizes().size,
     };
   }
 
-  /** Members in each room, for diagnostics. @example `relay.roomSizes()` */
+  /** Members connected now in each room, for diagnostics. @example `relay.roomSizes()` */
   roomSizes(): Map<string, number> {
-    return new Map([...this.#rooms].map(([name, room]) => [name, room.members.size]));
+    const sizes = new Map([...this.#rooms].map(([name, room]) => [name, room.members.size]));
+    for (const [name, size] of this.#durable?.sizes() ?? []) sizes.set(name, size);
+    return sizes;
   }
 
   /**
@@ -327,6 +351,7 @@ export class Relay {
   close(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#trimTimer);
+    this.#durable?.close();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       for (const channel of this.#channels) {
@@ -573,6 +598,7 @@ export class Relay {
     const { rateLimitPerSecond, rateBurst } = this.#limits;
     const bucket = new TokenBucket({ ratePerSecond: rateLimitPerSecond, burst: rateBurst });
     let member: Member | undefined;
+    let durable: { receive: (record: RelayRecord) => void; ended: () => void } | undefined;
     channel.onRecord = (bytes) => {
       // Once refused, the rest of the batch (a join, a publish) must not be acted on.
       if (channel.closed || member?.dropped) return;
@@ -610,13 +636,27 @@ export class Relay {
         );
         return;
       }
+      if (durable !== undefined) {
+        durable.receive(record);
+        return;
+      }
       if (member === undefined) {
         if (record.type !== "join") {
           this.#refused("not-joined", `dropping ${peer}: sent ${record.type} before joining`);
           this.#refuse(channel, RelayErrorCode.notJoined, "send a join record first");
           return;
         }
-        member = this.#join(channel, peer, record.announcement);
+        const announcement = this.#verifyJoin(channel, peer, record.announcement);
+        if (announcement === undefined) return;
+        if (this.#durable !== undefined && !this.#ephemeralRooms.has(announcement.room)) {
+          durable = this.#durable.join(
+            this.#memberLink(channel, peer),
+            announcement,
+            record.announcement,
+          );
+          return;
+        }
+        member = this.#join(channel, peer, announcement, record.announcement);
         return;
       }
       this.#route(member, record);
@@ -637,6 +677,7 @@ export class Relay {
     channel.onClose = (error) => {
       this.#channels.delete(channel);
       if (member) this.#leave(member);
+      durable?.ended();
       const reason = error ? `: ${error.message}` : "";
       this.#log(`disconnected ${peer} ${channel.remoteFingerprint}${reason}`);
     };
@@ -667,10 +708,14 @@ export class Relay {
     channel.close();
   }
 
-  #join(channel: SecureChannel, peer: string, announcementBytes: Uint8Array): Member | undefined {
-    let announcement: Announcement;
+  /** The join's announcement, verified under the connection's identity; undefined when refused. */
+  #verifyJoin(
+    channel: SecureChannel,
+    peer: string,
+    announcementBytes: Uint8Array,
+  ): Announcement | undefined {
     try {
-      announcement = verifyAnnouncement({
+      return verifyAnnouncement({
         identityPublicKey: channel.remoteIdentityPublicKey,
         bytes: announcementBytes,
       });
@@ -686,6 +731,58 @@ export class Relay {
       );
       return undefined;
     }
+  }
+
+  /** A joined connection as a durable room uses it (member_link.ts). */
+  #memberLink(channel: SecureChannel, peer: string): MemberLink {
+    const maxQueuedBytes = this.#limits.maxQueuedBytesPerConnection;
+    let dropped = false;
+    return {
+      peer,
+      identityKey: channel.remoteIdentityPublicKey,
+      fingerprint: channel.remoteFingerprint,
+      maxQueuedBytes,
+      get bufferedBytes() {
+        return channel.bufferedBytes;
+      },
+      get gone() {
+        return dropped || channel.closed;
+      },
+      send: (record) => {
+        if (dropped || channel.closed) return;
+        const bytes = encodeRecord(record);
+        channel.send(bytes);
+        this.#counters.recordsSent++;
+        this.#counters.recordBytesSent += bytes.length;
+        if (channel.bufferedBytes > maxQueuedBytes) {
+          dropped = true;
+          this.#refused(
+            "slow-reader",
+            `dropping ${peer} ${channel.remoteFingerprint}: it stopped reading ` +
+              `(over ${maxQueuedBytes} bytes queued)`,
+          );
+          channel.destroy();
+        }
+      },
+      refuse: (reason, code, message, line) => {
+        if (dropped || channel.closed) return;
+        dropped = true;
+        this.#refused(reason, line);
+        this.#refuse(channel, code, message);
+      },
+      close: () => {
+        dropped = true;
+        channel.close();
+      },
+    };
+  }
+
+  #join(
+    channel: SecureChannel,
+    peer: string,
+    announcement: Announcement,
+    announcementBytes: Uint8Array,
+  ): Member | undefined {
     let room = this.#rooms.get(announcement.room);
     if (room === undefined) {
       room = { name: announcement.room, members: new Map() };
