@@ -23,7 +23,7 @@ import { prepareHome, securechatHome } from "./paths.ts";
 import { duration, positiveInteger, serverAddress } from "./options.ts";
 import { join } from "node:path";
 import { openSqliteRelayStore } from "../lib/relay/store/sqlite_store.ts";
-import { type RelayStore, STORE_LIMIT_DEFAULTS } from "../lib/relay/store/relay_store.ts";
+import { STORE_LIMIT_DEFAULTS } from "../lib/relay/store/relay_store.ts";
 import { writeStdout } from "./stdio.ts";
 import { LOG_FORMATS, LOG_LEVELS, relayLogger } from "./relay_log.ts";
 import { isLoopback, relayMetrics, serveMetrics } from "./metrics.ts";
