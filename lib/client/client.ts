@@ -154,8 +154,13 @@ export class ChatClient {
   #publisher: Publisher;
   #ackTimer?: ReturnType<typeof setTimeout>;
   #unacknowledgedReads = 0;
-  /** Stored-stream records that arrived before the join settled: handled right after. */
-  #early?: RelayRecord[] = [];
+  /**
+   * Events of stored-stream records that arrived before the join settled:
+   * the records are handled at once (in the relay's order, so a key a member
+   * re-sends as the join settles cannot overtake what was stored under its
+   * earlier iterations), their events shown right after the join.
+   */
+  #early?: RoomEvent[] = [];
   #closing = false;
   /** The latest prekey upload, kept then sent: close() waits for it, or a brief join offers none. */
   #prekeyUpload: Promise<void> = Promise.resolve();
@@ -372,11 +377,7 @@ export class ChatClient {
       case "storedEnvelope":
       case "gap":
       case "caughtUp":
-        if (this.#early !== undefined) {
-          this.#early.push(record);
-          return;
-        }
-        this.#apply(record);
+        this.#apply(record, this.#early);
         return;
       case "error":
         this.#channel.destroy(relayRefusal(record.code, record.message));
@@ -410,27 +411,26 @@ export class ChatClient {
     }
   }
 
-  #apply(record: RelayRecord): void {
+  /** Handles a record; with `hold`, its events wait there instead of being shown. */
+  #apply(record: RelayRecord, hold?: RoomEvent[]): void {
     const before = this.#session.lastSeq;
     const { send, events } = this.#session.handle(record);
-    this.#emit(send, events);
+    this.#emit(send, events, hold);
     if (this.#session.lastSeq > before) this.#readStored(this.#session.lastSeq - before);
   }
 
-  #emit(send: RelayRecord[], events: RoomEvent[]): void {
+  #emit(send: RelayRecord[], events: RoomEvent[], hold?: RoomEvent[]): void {
     for (const out of send) this.#channel.send(encodeRecord(out));
     this.#keeper.noteEvents(events);
-    for (const event of events) this.#options.onEvent(event);
+    if (hold !== undefined) hold.push(...events);
+    else for (const event of events) this.#options.onEvent(event);
     this.#afterSettled?.();
   }
 
   #drainEarly(): void {
     const early = this.#early ?? [];
     this.#early = undefined;
-    for (const record of early) {
-      if (this.#channel.closed) return;
-      this.#apply(record);
-    }
+    for (const event of early) this.#options.onEvent(event);
   }
 
   /** Schedules the acknowledgement of stored items read, after their state is kept. */

@@ -29,6 +29,9 @@ import { type RelayStore, type RosterMember, StoreInputError } from "./store/rel
 import { sendStored } from "./catch_up.ts";
 import { BadPrekeyError, LOW_PREKEY_STOCK, PrekeyDesk } from "./prekey_desk.ts";
 
+/** Bytes of pairwise messages held for one member while its catch-up runs. */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+
 /** Read watches (`watch-read`) one connection may have waiting. */
 export const MAX_READ_WATCHES = 256;
 
@@ -51,6 +54,13 @@ interface Present {
   sentUpTo: number;
   /** False while its catch-up runs: live items then reach it through the catch-up. */
   live: boolean;
+  /**
+   * Pairwise messages that came for it during its catch-up, sent right after
+   * it: a key its sender re-sends on seeing it online must not overtake the
+   * stored messages under that sender's earlier iterations.
+   */
+  held: { record: RelayRecord; bytes: number }[];
+  heldBytes: number;
   /** watch-read id → sequence. */
   watches: Map<number, number>;
   /** Set once it left, was replaced or disconnected. */
@@ -178,6 +188,8 @@ export class DurableRooms {
       nick: member.nick,
       sentUpTo: member.lastAck,
       live: false,
+      held: [],
+      heldBytes: 0,
       watches: new Map(),
       gone: false,
     };
@@ -215,6 +227,9 @@ export class DurableRooms {
       member.sentUpTo = rest.sentUpTo;
       member.live = true;
       link.send({ type: "caughtUp", seq: rest.sentUpTo });
+      for (const { record } of member.held) link.send(record);
+      member.held = [];
+      member.heldBytes = 0;
     });
   }
 
@@ -360,7 +375,17 @@ export class DurableRooms {
       });
       return;
     }
-    target.link.send({ type: "directFrom", from: member.memberId, envelope });
+    const record: RelayRecord = { type: "directFrom", from: member.memberId, envelope };
+    if (target.live) {
+      target.link.send(record);
+      return;
+    }
+    if (target.heldBytes + envelope.length > MAX_HELD_BYTES) {
+      member.link.send({ type: "directFailed", to, reason: DirectFailure.noSuchMember });
+      return;
+    }
+    target.held.push({ record, bytes: envelope.length });
+    target.heldBytes += envelope.length;
   }
 
   async #getPrekeys(member: Present, id: number, memberId: number): Promise<void> {
