@@ -76,9 +76,11 @@ for (const json of [false, true]) {
         return;
       }
       await relay.proc.waitFor("stderr", /nick=reader/);
+      // One writer, one identity: in a durable room its nick stays on the roster between joins.
+      const writerHome = dirs.make();
       const send = (lines: string) =>
         runCli(["join", relay.address, "--room", "pipe", "--nick", "writer"], {
-          home: dirs.make(),
+          home: writerHome,
           input: lines,
         });
       // head takes the first write and exits; join only learns of it at its next write.

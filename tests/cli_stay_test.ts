@@ -71,7 +71,8 @@ async function gate(target: { host: string; port: number }) {
 Deno.test("join --stay: a nick taken while the relay restarted ends it with exit 2, after one try", async () => {
   const dirs = new TempDirs();
   const relayHome = dirs.make("relay");
-  let relay = await startRelay({ home: relayHome });
+  // Ephemeral rooms: a restarted relay remembers no roster, so the nick is free to take.
+  let relay = await startRelay({ home: relayHome, extraArgs: ["--ephemeral"] });
   const address = relay.address;
   const port = Number(address.split(":").pop());
   const front = await gate({ host: "127.0.0.1", port });
@@ -86,7 +87,7 @@ Deno.test("join --stay: a nick taken while the relay restarted ends it with exit
     front.shut();
     await relay.proc.stop();
     await alice.waitFor("stderr", /connection to the relay lost/);
-    relay = await startRelay({ home: relayHome, listen: address });
+    relay = await startRelay({ home: relayHome, listen: address, extraArgs: ["--ephemeral"] });
     impostor = await squat(address, relay.fingerprint, "alice");
     front.open();
     const status = await alice.wait(30_000);
@@ -134,7 +135,8 @@ Deno.test("join --stay: a relay that refuses the client (--allow) after a restar
 Deno.test("join --stay: a full room after a restart is retried with jittered backoff, the per-address cap stays free, and it rejoins", async () => {
   const dirs = new TempDirs();
   const relayHome = dirs.make("relay");
-  let relay = await startRelay({ home: relayHome });
+  // Ephemeral rooms: a restarted relay remembers no roster, so the nick is free to take.
+  let relay = await startRelay({ home: relayHome, extraArgs: ["--ephemeral"] });
   const address = relay.address;
   const front = await gate({ host: "127.0.0.1", port: Number(address.split(":").pop()) });
   const alice = CliProcess.start(
@@ -149,7 +151,7 @@ Deno.test("join --stay: a full room after a restart is retried with jittered bac
     relay = await startRelay({
       home: relayHome,
       listen: address,
-      extraArgs: ["--max-room-members", "1", "--max-connections-per-address", "3"],
+      extraArgs: ["--ephemeral", "--max-room-members", "1", "--max-connections-per-address", "3"],
     });
     squatter = await squat(address, relay.fingerprint, "bob");
     front.open();

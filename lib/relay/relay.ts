@@ -317,6 +317,7 @@ export class Relay {
       connectionsOpen: this.#connectionCount,
       handshakesPending: this.#pending.size,
       rooms: this.roomSizes().size,
+      members: [...this.roomSizes().values()].reduce((sum, size) => sum + size, 0),
     };
   }
 
