@@ -306,7 +306,8 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const dirs = new TempDirs();
-    const relay = await startRelay({ home: dirs.make("relay") });
+    // Ephemeral: quitting is leaving, as these screens expect.
+    const relay = await startRelay({ home: dirs.make("relay"), extraArgs: ["--ephemeral"] });
     const server = new TmuxServer(dirs.make("tmux"));
     let carol: CliProcess | undefined;
     try {
@@ -441,7 +442,8 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const dirs = new TempDirs();
-    const relay = await startRelay({ home: dirs.make("relay") });
+    // Ephemeral: quitting is leaving, as these screens expect.
+    const relay = await startRelay({ home: dirs.make("relay"), extraArgs: ["--ephemeral"] });
     const server = new TmuxServer(dirs.make("tmux"));
     try {
       const room = "keys";
