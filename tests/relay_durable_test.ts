@@ -14,6 +14,7 @@ import { type LocalStore, openLocalStore } from "../lib/client/local_store.ts";
 import { openSqliteRelayStore } from "../lib/relay/store/sqlite_store.ts";
 import type { RelayStore } from "../lib/relay/store/relay_store.ts";
 import { type Relay } from "../lib/relay/relay.ts";
+import { MemoryFeedHub } from "../lib/relay/room_feed.ts";
 import { joinRoom, startRelay, type TestClient, waitFor } from "./support/in_process.ts";
 
 const ROOM = "ops";
@@ -255,5 +256,56 @@ Deno.test("durable: a full room refuses new messages and the sender is told, nev
     assert.equal(a.closed, undefined, "the sender stays connected");
   } finally {
     await world.close();
+  }
+});
+
+Deno.test("durable: two relays sharing one store and a feed are one room to their members", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "securechat-two-relays-"));
+  const store = await openSqliteRelayStore({ dir });
+  const hub = new MemoryFeedHub();
+  const identity = generateIdentity();
+  const a = await startRelay({ identity, store, feed: hub.feed("a") });
+  const b = await startRelay({ identity, store, feed: hub.feed("b") });
+  const clients: TestClient[] = [];
+  const stores: LocalStore[] = [];
+  const person = async (nick: string, relay: Relay) => {
+    const id = generateIdentity();
+    const local = await openLocalStore({ path: join(dir, `${nick}.db`), identity: id });
+    stores.push(local);
+    const joinVia = async (via: Relay) => {
+      const client = await joinRoom({ relay: via, room: ROOM, nick, identity: id, store: local });
+      clients.push(client);
+      return client;
+    };
+    return { join: joinVia, first: await joinVia(relay) };
+  };
+  try {
+    const alice = await person("alice", a.relay);
+    const bob = await person("bob", b.relay);
+    await waitFor(() => alice.first.client.roster().some((m) => m.nick === "bob" && m.online), {
+      what: "alice seeing bob online at the other relay",
+    });
+    const [live] = await alice.first.client.send(["across relays"]);
+    assert.equal(live.online, 1);
+    await waitFor(() => bob.first.texts().length === 1, { what: "bob's live message via b" });
+    await bob.first.client.send(["and back"]);
+    await waitFor(() => alice.first.texts().length === 1, { what: "alice's message via a" });
+    // Bob goes away; alice writes through a; bob comes back through a.
+    await bob.first.client.close();
+    await waitFor(() => !alice.first.client.roster().some((m) => m.nick === "bob" && m.online), {
+      what: "alice seeing bob go offline",
+    });
+    const [stored] = await alice.first.client.send(["while you were away"]);
+    assert.equal(stored.later, 1);
+    const back = await bob.join(a.relay);
+    await waitFor(() => back.texts().length === 1, { what: "bob's stored message" });
+    assert.deepEqual(back.texts(), ["while you were away"]);
+  } finally {
+    for (const client of clients) if (!client.closed) await client.client.close();
+    await a.relay.close();
+    await b.relay.close();
+    await store.close();
+    for (const local of stores) await local.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

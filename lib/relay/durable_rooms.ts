@@ -28,6 +28,7 @@ import type { MemberLink } from "./member_link.ts";
 import { type RelayStore, type RosterMember, StoreInputError } from "./store/relay_store.ts";
 import { sendStored } from "./catch_up.ts";
 import { BadPrekeyError, LOW_PREKEY_STOCK, PrekeyDesk } from "./prekey_desk.ts";
+import type { FeedEvent, FeedOfflineReason, RoomFeed } from "./room_feed.ts";
 
 /** Bytes of pairwise messages held for one member while its catch-up runs. */
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
@@ -42,6 +43,11 @@ export interface DurableRoomsOptions {
   log: (line: string, level?: LogLevel) => void;
   /** How often expired and acknowledged items are deleted, in ms; default 60 s. */
   pruneIntervalMs?: number;
+  /**
+   * How relays sharing the store hear of each other's members and appends
+   * (room_feed.ts); without one, this relay is the store's only user.
+   */
+  feed?: RoomFeed;
 }
 
 /** A member connected now. */
@@ -70,6 +76,12 @@ interface Present {
 interface Room {
   name: string;
   present: Map<number, Present>;
+  /** Members connected to other relays sharing the store: member id → relay. */
+  remote: Map<number, string>;
+  /** Every item up to here has been handled for the live members. */
+  deliveredTo: number;
+  /** Stops hearing the room's feed. */
+  unsubscribe?: () => void;
   /** Deliveries, in the order of the appends (sequence order). */
   chain: Promise<void>;
 }
@@ -90,6 +102,7 @@ export class DurableRooms {
   #rooms = new Map<string, Room>();
   #prekeys: PrekeyDesk;
   #pruneTimer: ReturnType<typeof setInterval>;
+  #feed: RoomFeed | undefined;
   #pruning = false;
 
   /** @example `new DurableRooms({ store, log })` */
@@ -97,6 +110,7 @@ export class DurableRooms {
     this.#store = options.store;
     this.#log = options.log;
     this.#prekeys = new PrekeyDesk(options.store);
+    this.#feed = options.feed;
     this.#pruneTimer = setInterval(() => this.#prune(), options.pruneIntervalMs ?? 60_000);
   }
 
@@ -168,6 +182,7 @@ export class DurableRooms {
     const member = added.member;
     const roster = await store.listMembers(name);
     const first = await store.read(name, member.memberId, { afterSeq: member.lastAck, limit: 1 });
+    const remote = await this.#feed?.online(name) ?? new Map<number, string>();
     if (link.gone || first === undefined) return undefined;
     // From here to the welcome nothing waits: the room's present list cannot change meanwhile.
     const older = this.#rooms.get(name)?.present.get(member.memberId);
@@ -180,7 +195,8 @@ export class DurableRooms {
       );
       this.#disconnected(older, OfflineReason.wentOffline);
     }
-    const room = this.#room(name);
+    const room = this.#room(name, first.head, remote);
+    room.remote.delete(member.memberId);
     const present: Present = {
       link,
       room,
@@ -203,6 +219,7 @@ export class DurableRooms {
     });
     room.present.set(member.memberId, present);
     this.#toOthers(present, { type: "memberOnline", member: this.#entry(room, member) });
+    this.#announce({ type: "online", room: name, memberId: member.memberId });
     this.#log(
       `join room=${name} nick=${member.nick} member=${member.memberId} durable ${link.fingerprint}`,
     );
@@ -301,14 +318,14 @@ export class DurableRooms {
       }
       const refused = new Set(result.refused.map((entry) => entry.memberId));
       let online = 0;
-      for (const other of room.present.values()) {
-        if (other === member || refused.has(other.memberId)) continue;
-        online++;
-        if (other.live && result.seq > other.sentUpTo) {
-          other.sentUpTo = result.seq;
-          other.link.send({ type: "deliver", seq: result.seq, from: member.memberId, message });
-        }
+      for (const id of this.#onlineIds(room)) {
+        if (id !== member.memberId && !refused.has(id)) online++;
       }
+      this.#announce({ type: "appended", room: room.name, seq: result.seq });
+      await this.#deliverStored(room, result.seq, (other) => {
+        if (refused.has(other.memberId) || other === member) return;
+        other.link.send({ type: "deliver", seq: result.seq, from: member.memberId, message });
+      });
       member.link.send({
         type: "ack",
         id,
@@ -342,17 +359,17 @@ export class DurableRooms {
         member.link.send({ type: "ack", id, seq: 0, online: 0, stored: 0, refused: 1 });
         return;
       }
-      const target = room.present.get(to);
-      if (target?.live && result.seq > target.sentUpTo) {
-        target.sentUpTo = result.seq;
-        target.link.send({
+      this.#announce({ type: "appended", room: room.name, seq: result.seq });
+      await this.#deliverStored(room, result.seq, (other) => {
+        if (other.memberId !== to) return;
+        other.link.send({
           type: "storedEnvelope",
           seq: result.seq,
           from: member.memberId,
           envelope,
         });
-      }
-      const here = target !== undefined ? 1 : 0;
+      });
+      const here = room.present.has(to) || room.remote.has(to) ? 1 : 0;
       member.link.send({
         type: "ack",
         id,
@@ -367,6 +384,16 @@ export class DurableRooms {
   /** A pairwise message to a member connected now; never stored. */
   #direct(member: Present, to: number, envelope: Uint8Array): void {
     const target = member.room.present.get(to);
+    if (target === undefined && member.room.remote.has(to)) {
+      this.#announce({
+        type: "direct",
+        room: member.room.name,
+        from: member.memberId,
+        to,
+        envelope,
+      });
+      return;
+    }
     if (target === undefined || target === member) {
       member.link.send({
         type: "directFailed",
@@ -450,7 +477,9 @@ export class DurableRooms {
       );
       return;
     }
-    if (lastAck !== undefined) await this.#checkWatches(room);
+    if (lastAck === undefined) return;
+    this.#announce({ type: "acked", room: room.name, memberId: member.memberId, seq: lastAck });
+    await this.#checkWatches(room);
   }
 
   async #watchRead(member: Present, id: number, seq: number): Promise<void> {
@@ -489,6 +518,12 @@ export class DurableRooms {
     this.#log(`left room=${room.name} nick=${member.nick} member=${member.memberId} for good`);
     this.#disconnected(member, OfflineReason.left);
     member.link.close();
+    this.#announce({
+      type: "offline",
+      room: room.name,
+      memberId: member.memberId,
+      reason: "left",
+    });
     // Someone waiting for everyone to read may now be waiting for one member fewer.
     await this.#checkWatches(room);
   }
@@ -531,6 +566,7 @@ export class DurableRooms {
     member.nick = announcement.nick;
     const entry = this.#entry(room, updated.member);
     for (const other of room.present.values()) other.link.send({ type: "renamed", member: entry });
+    this.#announce({ type: "renamed", room: room.name, memberId: member.memberId });
   }
 
   /** Takes a member off the present list; the others hear why. */
@@ -543,8 +579,17 @@ export class DurableRooms {
     this.#toOthers(member, { type: "memberOffline", memberId: member.memberId, reason });
     if (reason === OfflineReason.wentOffline) {
       this.#log(`offline room=${room.name} nick=${member.nick} member=${member.memberId}`);
+      this.#announce({
+        type: "offline",
+        room: room.name,
+        memberId: member.memberId,
+        reason: "disconnected",
+      });
     }
-    if (room.present.size === 0) this.#rooms.delete(room.name);
+    if (room.present.size === 0) {
+      room.unsubscribe?.();
+      this.#rooms.delete(room.name);
+    }
   }
 
   #storeFailed(member: Present, error: unknown): void {
@@ -587,7 +632,7 @@ export class DurableRooms {
     return {
       memberId: member.memberId,
       identityPublicKey: member.identityKey,
-      online: room.present.has(member.memberId),
+      online: room.present.has(member.memberId) || room.remote.has(member.memberId),
       announcement: member.announcement,
     };
   }
@@ -605,13 +650,137 @@ export class DurableRooms {
     }
   }
 
-  #room(name: string): Room {
+  #room(name: string, head: number, remote: Map<number, string>): Room {
     let room = this.#rooms.get(name);
     if (room === undefined) {
-      room = { name, present: new Map(), chain: Promise.resolve() };
-      this.#rooms.set(name, room);
+      const created: Room = {
+        name,
+        present: new Map(),
+        remote,
+        deliveredTo: head,
+        chain: Promise.resolve(),
+      };
+      created.unsubscribe = this.#feed?.subscribe(name, (event) => this.#heard(created, event));
+      this.#rooms.set(name, created);
+      room = created;
     }
     return room;
+  }
+
+  /** Members online here or at another relay. */
+  *#onlineIds(room: Room): Iterable<number> {
+    yield* room.present.keys();
+    for (const id of room.remote.keys()) if (!room.present.has(id)) yield id;
+  }
+
+  /**
+   * Hands the item `seq` to the live members: at once through `push` when
+   * every item before it has been handled (one relay: always), else by
+   * reading from the store what each live member has not had (another relay
+   * appended in between), which keeps every member's order.
+   */
+  async #deliverStored(room: Room, seq: number, push?: (member: Present) => void): Promise<void> {
+    if (seq <= room.deliveredTo) return;
+    if (push !== undefined && seq === room.deliveredTo + 1) {
+      room.deliveredTo = seq;
+      for (const member of room.present.values()) {
+        if (!member.live || seq <= member.sentUpTo) continue;
+        member.sentUpTo = seq;
+        push(member);
+      }
+      return;
+    }
+    for (const member of [...room.present.values()]) {
+      if (!member.live) continue;
+      const position = await sendStored({
+        store: this.#store,
+        room: room.name,
+        memberId: member.memberId,
+        afterSeq: member.sentUpTo,
+        link: member.link,
+      });
+      if (position !== undefined) member.sentUpTo = Math.max(member.sentUpTo, position.sentUpTo);
+    }
+    room.deliveredTo = Math.max(room.deliveredTo, seq);
+  }
+
+  /** Tells the other relays sharing the store; a feed that fails is logged (the store has it all). */
+  #announce(event: DistributiveOmit<FeedEvent, "origin">): void {
+    const feed = this.#feed;
+    if (feed === undefined) return;
+    feed.publish({ ...event, origin: feed.origin } as FeedEvent).catch((error) =>
+      this.#log(`room feed: could not announce ${event.type}: ${(error as Error).message}`, "warn")
+    );
+  }
+
+  /** An event from another relay sharing the store. */
+  #heard(room: Room, event: FeedEvent): void {
+    switch (event.type) {
+      case "appended":
+        void this.#inOrder(room, () => this.#deliverStored(room, event.seq));
+        return;
+      case "online": {
+        room.remote.set(event.memberId, event.origin);
+        const here = room.present.get(event.memberId);
+        if (here !== undefined) {
+          here.link.refuse(
+            "replaced",
+            RelayErrorCode.replaced,
+            "replaced by a newer connection of the same member",
+            `replacing member ${event.memberId} in ${room.name}: it connected to ${event.origin}`,
+          );
+          this.#disconnected(here, OfflineReason.wentOffline);
+        }
+        void this.#rosterEntry(room, event.memberId).then((entry) => {
+          if (entry === undefined) return;
+          for (const member of room.present.values()) {
+            member.link.send({ type: "memberOnline", member: entry });
+          }
+        });
+        return;
+      }
+      case "offline": {
+        if (room.remote.get(event.memberId) !== event.origin) return;
+        room.remote.delete(event.memberId);
+        const reason = OFFLINE_REASONS[event.reason];
+        for (const member of room.present.values()) {
+          member.link.send({ type: "memberOffline", memberId: event.memberId, reason });
+        }
+        if (event.reason !== "disconnected") void this.#checkWatches(room);
+        return;
+      }
+      case "renamed":
+        void this.#rosterEntry(room, event.memberId).then((entry) => {
+          if (entry === undefined) return;
+          for (const member of room.present.values()) {
+            member.link.send({ type: "renamed", member: entry });
+          }
+        });
+        return;
+      case "acked":
+        void this.#checkWatches(room);
+        return;
+      case "direct": {
+        const target = room.present.get(event.to);
+        if (target === undefined) return;
+        const record: RelayRecord = {
+          type: "directFrom",
+          from: event.from,
+          envelope: event.envelope,
+        };
+        if (target.live) target.link.send(record);
+        else if (target.heldBytes + event.envelope.length <= MAX_HELD_BYTES) {
+          target.held.push({ record, bytes: event.envelope.length });
+          target.heldBytes += event.envelope.length;
+        }
+        return;
+      }
+    }
+  }
+
+  async #rosterEntry(room: Room, memberId: number): Promise<MemberEntry | undefined> {
+    const member = await this.#current(room.name, memberId).catch(() => undefined);
+    return member === undefined ? undefined : this.#entry(room, member);
   }
 
   async #prune(): Promise<void> {
@@ -630,6 +799,15 @@ export class DurableRooms {
     }
   }
 }
+
+const OFFLINE_REASONS: Record<FeedOfflineReason, number> = {
+  disconnected: OfflineReason.wentOffline,
+  left: OfflineReason.left,
+  removed: OfflineReason.removed,
+};
+
+/** Omit over each member of a union. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

@@ -30,6 +30,7 @@ import { TokenBucket } from "../core/rate_limit.ts";
 import type { RelayStore } from "./store/relay_store.ts";
 import { DurableRooms } from "./durable_rooms.ts";
 import type { MemberLink } from "./member_link.ts";
+import type { RoomFeed } from "./room_feed.ts";
 import {
   handshakeFailureReason,
   type LogLevel,
@@ -108,6 +109,11 @@ export interface RelayOptions {
   ephemeralRooms?: Iterable<string>;
   /** How often the store deletes expired and acknowledged items, in ms. Default 60 s. */
   pruneIntervalMs?: number;
+  /**
+   * With a store shared by several relays (a cluster): how they hear of each
+   * other's members and messages (room_feed.ts). Default: this relay alone.
+   */
+  feed?: RoomFeed;
 }
 
 /**
@@ -242,6 +248,7 @@ export class Relay {
       store: options.store,
       log: this.#log,
       pruneIntervalMs: options.pruneIntervalMs,
+      feed: options.feed,
     });
   }
 

@@ -31,7 +31,19 @@ export type FeedEvent =
   /** A member has a new nick (and announcement) in the store. */
   | { type: "renamed"; room: string; memberId: number; origin: string }
   /** A member acknowledged everything up to `seq` (read receipts wait for this). */
-  | { type: "acked"; room: string; memberId: number; seq: number; origin: string };
+  | { type: "acked"; room: string; memberId: number; seq: number; origin: string }
+  /**
+   * A pairwise message (`direct`, never stored) from a member here to a
+   * member connected to another relay; only the relay holding `to` delivers it.
+   */
+  | {
+    type: "direct";
+    room: string;
+    from: number;
+    to: number;
+    envelope: Uint8Array;
+    origin: string;
+  };
 
 /** Receives the events of one room from the other relays. */
 export type FeedListener = (event: FeedEvent) => void;
