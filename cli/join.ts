@@ -538,7 +538,7 @@ class JoinSession {
       await Promise.all(sends);
       this.flushLeaves();
     }
-    if (stored.lines > 0 && member.durable) {
+    if (stored.lines > 0 && member.durable && stored.online + stored.later > 0) {
       output.notice(
         "stored",
         `${stored.lines} line(s) stored by the relay: reached ${stored.online} member(s) online, ` +
