@@ -23,6 +23,14 @@ import { prepareHome, securechatHome } from "./paths.ts";
 import { duration, positiveInteger, serverAddress } from "./options.ts";
 import { join } from "node:path";
 import { openSqliteRelayStore } from "../lib/relay/store/sqlite_store.ts";
+import { openNatsRelayStore } from "../lib/relay/store/nats_store.ts";
+import { connectNats, parseNatsServers } from "../lib/relay/store/nats_connection.ts";
+import { natsCredentialsFromEnvironment } from "../lib/relay/store/nats_credentials.ts";
+import { NatsRoomFeed } from "../lib/relay/nats_room_feed.ts";
+import type { RoomFeed } from "../lib/relay/room_feed.ts";
+import type { RelayStore, StoreLimits } from "../lib/relay/store/relay_store.ts";
+import { NetworkError } from "../lib/core/errors.ts";
+import { CliError, ExitCode } from "./exit_codes.ts";
 import { STORE_LIMIT_DEFAULTS } from "../lib/relay/store/relay_store.ts";
 import { writeStdout } from "./stdio.ts";
 import { LOG_FORMATS, LOG_LEVELS, relayLogger } from "./relay_log.ts";
@@ -149,6 +157,18 @@ export function serveCommand(): Command {
     )
     .option("--ephemeral", "keep nothing: every room lives only while members are connected")
     .option(
+      "--cluster <nats-urls>",
+      "share every room with the other relays on this NATS JetStream (nats://host:4222[,...]); " +
+        "credentials from SECURECHAT_NATS_CREDENTIALS (a file) or SECURECHAT_NATS_USER, " +
+        "SECURECHAT_NATS_PASSWORD, SECURECHAT_NATS_TOKEN",
+    )
+    .option(
+      "--cluster-replicas <n>",
+      "copies JetStream keeps of every room (1; 3 on a three-node NATS cluster)",
+      positiveInteger,
+      1,
+    )
+    .option(
       "--ephemeral-room <name>",
       "this room keeps nothing (repeatable)",
       (name: string, names: string[]) => [...names, name],
@@ -188,14 +208,18 @@ export function serveCommand(): Command {
         notice: log,
       });
       const allow = options.allow ? await loadFingerprintList(options.allow) : undefined;
-      const store = options.ephemeral ? undefined : await openSqliteRelayStore({
+      const limits: Partial<StoreLimits> = {
+        retentionMs: options.retention,
+        maxRoomBytes: options.maxRoomStorage * 1024 * 1024,
+        maxItemsPerMember: options.maxPendingPerMember,
+      };
+      const shared = options.cluster === undefined
+        ? undefined
+        : await openCluster({ urls: options.cluster, replicas: options.clusterReplicas, limits });
+      const store = shared?.store ?? (options.ephemeral ? undefined : await openSqliteRelayStore({
         dir: options.data ?? join(securechatHome(), "relay"),
-        limits: {
-          retentionMs: options.retention,
-          maxRoomBytes: options.maxRoomStorage * 1024 * 1024,
-          maxItemsPerMember: options.maxPendingPerMember,
-        },
-      });
+        limits,
+      }));
       let relay: Relay | undefined = undefined;
       const metrics = options.metrics ? relayMetrics(() => relay!.stats()) : undefined;
       relay = await Relay.listen({
@@ -216,8 +240,10 @@ export function serveCommand(): Command {
         webSocket: options.websocket,
         webSocketOrigins: options.wsOrigin,
         store,
+        feed: shared?.feed,
         ephemeralRooms: options.ephemeralRoom,
       }).catch(async (error) => {
+        await shared?.close();
         await store?.close();
         throw error;
       });
@@ -230,7 +256,7 @@ export function serveCommand(): Command {
         const stop = (signal: string) => {
           log(`${signal}: shutting down`);
           Promise.all([listening.close(), metricsServer?.close()])
-            .then(() => store?.close())
+            .then(() => shared !== undefined ? shared.close() : store?.close())
             .then(() => resolve(), (error) => {
               log(`closing the store failed: ${(error as Error).message}`, "error");
               resolve();
@@ -247,6 +273,9 @@ export function serveCommand(): Command {
       log(
         store === undefined
           ? "rooms are ephemeral: nothing is stored (--ephemeral)"
+          : shared !== undefined
+          ? `durable rooms shared through NATS JetStream at ${store.location} ` +
+            `as ${shared.feed.origin}`
           : `durable rooms kept in ${store.location}` +
             (options.ephemeralRoom.length > 0
               ? `; ephemeral: ${options.ephemeralRoom.join(", ")}`
@@ -255,4 +284,45 @@ export function serveCommand(): Command {
       if (allow) log(`admitting only the ${allow.size} fingerprint(s) in ${options.allow}`);
       await stopped;
     });
+}
+
+/** The store and feed of a relay in a cluster, on one NATS connection. */
+async function openCluster(options: {
+  urls: string;
+  replicas: number;
+  limits: Partial<StoreLimits>;
+}): Promise<{ store: RelayStore; feed: RoomFeed; close: () => Promise<void> }> {
+  let servers: string[];
+  try {
+    servers = parseNatsServers(options.urls);
+  } catch (error) {
+    throw new CliError(`--cluster: ${(error as Error).message}`, ExitCode.usage);
+  }
+  const credentials = natsCredentialsFromEnvironment(process.env);
+  let connection;
+  try {
+    connection = await connectNats({ servers, credentials, name: "securechat relay" });
+  } catch (error) {
+    throw new NetworkError((error as Error).message);
+  }
+  try {
+    const store = await openNatsRelayStore({
+      connection,
+      replicas: options.replicas,
+      limits: options.limits,
+    });
+    const feed = NatsRoomFeed.open({ connection });
+    return {
+      store,
+      feed,
+      close: async () => {
+        await feed.close();
+        await store.close();
+        await connection.close();
+      },
+    };
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
 }
