@@ -690,6 +690,9 @@ export class DurableRooms {
       }
       return;
     }
+    // Never past the store's own head: a feed event claiming a later item (another relay's
+    // bug, or a hostile NATS publisher) must not stop the items that really come next.
+    let head = room.deliveredTo;
     for (const member of [...room.present.values()]) {
       if (!member.live) continue;
       const position = await sendStored({
@@ -699,9 +702,11 @@ export class DurableRooms {
         afterSeq: member.sentUpTo,
         link: member.link,
       });
-      if (position !== undefined) member.sentUpTo = Math.max(member.sentUpTo, position.sentUpTo);
+      if (position === undefined) continue;
+      member.sentUpTo = Math.max(member.sentUpTo, position.sentUpTo);
+      head = Math.max(head, position.head);
     }
-    room.deliveredTo = Math.max(room.deliveredTo, seq);
+    room.deliveredTo = Math.max(room.deliveredTo, Math.min(seq, head));
   }
 
   /** Tells the other relays sharing the store; a feed that fails is logged (the store has it all). */
