@@ -26,6 +26,7 @@ import { parseFingerprint } from "../lib/identity/fingerprint.ts";
 import type { Identity } from "../lib/identity/identity.ts";
 import type { MemberInfo, RoomEvent } from "../lib/e2e/room.ts";
 import {
+  formatServerAddress,
   KnownPeers,
   KnownServers,
   loadFingerprintList,
@@ -83,7 +84,11 @@ function defaultNick(): string {
 export function joinCommand(): Command {
   return new Command("join")
     .description("join a room through a relay; line mode when stdin is not a terminal")
-    .argument("<host:port>", "the relay's address", (text: string) => serverAddress(text))
+    .argument(
+      "<host:port>",
+      "the relay's address; several, comma-separated, for the relays of one cluster (tried in turn)",
+      (text: string) => text.split(",").map((part) => serverAddress(part.trim())),
+    )
     .option("--room <name>", "room to join", "lobby")
     .option("--nick <name>", "your nick in the room (default: $USER)")
     .option("--identity <path>", "identity file (default: created under $SECURECHAT_HOME)")
@@ -110,10 +115,11 @@ export function joinCommand(): Command {
       "send stdin lines that are not valid UTF-8 with U+FFFD in place of the bad bytes (warns " +
         "once) instead of refusing them",
     )
-    .action((address: ServerAddress, options: JoinOptions) => runJoin(address, options));
+    .action((addresses: ServerAddress[], options: JoinOptions) => runJoin(addresses, options));
 }
 
-async function runJoin(address: ServerAddress, options: JoinOptions): Promise<void> {
+async function runJoin(addresses: ServerAddress[], options: JoinOptions): Promise<void> {
+  const address = addresses[0];
   const output = new JoinOutput({ json: options.json === true });
   // The same name profile as the relay and every receiver (lib/identity/nick.ts), after NFC.
   options.room = normalizeName(options.room);
@@ -138,23 +144,54 @@ async function runJoin(address: ServerAddress, options: JoinOptions): Promise<vo
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true &&
     process.env.TERM !== "dumb" && !options.json;
   const session = new JoinSession({ address, options, identity, output, peers, interactive });
-  const connect = (
+  const connectTo = (
+    to: ServerAddress,
     handlers: ConnectionHandlers,
-    target: { room: string; nick: string } = { room: options.room, nick: options.nick! },
+    target: { room: string; nick: string },
   ) =>
     ChatClient.connect({
-      host: address.host,
-      port: address.port,
+      host: to.host,
+      port: to.port,
       identity,
       room: target.room,
       nick: target.nick,
       verifyRelay: (relay) =>
-        verifyRelay({ address, relay, pinned: options.serverFingerprint, knownServers, output }),
+        verifyRelay({
+          address: to,
+          relay,
+          pinned: options.serverFingerprint,
+          knownServers,
+          output,
+        }),
       isTrusted: trust ? ({ fingerprint }) => trust.has(fingerprint) : undefined,
       store,
       history: options.history !== false,
       ...handlers,
     });
+  // The relays of a cluster, in turn: a relay that cannot be reached gives way to the next, with
+  // the same checks (one cluster, one key); any other refusal (a changed key) ends the attempt.
+  let current = 0;
+  const connect = async (
+    handlers: ConnectionHandlers,
+    target: { room: string; nick: string } = { room: options.room, nick: options.nick! },
+  ) => {
+    for (let tried = 1;; tried++) {
+      const to = addresses[current];
+      try {
+        return await connectTo(to, handlers, target);
+      } catch (error) {
+        if (!(error instanceof NetworkError) || tried >= addresses.length) throw error;
+        current = (current + 1) % addresses.length;
+        output.notice(
+          "warning",
+          `${formatServerAddress(to)}: ${error.message}; trying ${
+            formatServerAddress(addresses[current])
+          }`,
+          { code: "failover" },
+        );
+      }
+    }
+  };
   const welcome = (client: ChatClient, verb: string) =>
     output.notice(
       "welcome",
