@@ -53,6 +53,8 @@ import { runClusterStore } from "./cluster_store.ts";
 import { HAVE_NATS } from "../tests/support/nats_server.ts";
 import { runTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
 import { runWebBench } from "./web.ts";
+import { runRoomCatchUp, runRoomFanout } from "./rooms.ts";
+import { startNatsServer } from "../tests/support/nats_server.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -63,6 +65,7 @@ const SCENARIOS = [
   "bulk",
   "storage",
   "cluster",
+  "rooms",
   "web",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
@@ -96,6 +99,7 @@ const PLANS = {
       readItems: 10_000,
     },
     cluster: { appends: 20_000, inflight: 64, members: 50, bodyBytes: 200, readItems: 10_000 },
+    rooms: { members: [10, 50], messages: 3000, catchUp: 10_000 },
     webMessages: 3000,
   },
   smoke: {
@@ -124,6 +128,7 @@ const PLANS = {
       readItems: 500,
     },
     cluster: { appends: 300, inflight: 16, members: 10, bodyBytes: 200, readItems: 200 },
+    rooms: { members: [5], messages: 100, catchUp: 200 },
     webMessages: 200,
   },
 };
@@ -142,7 +147,7 @@ function usage(message: string): never {
   console.error(`bench: ${message}`);
   console.error(
     "usage: bench/main.ts [--smoke] [--out DIR] " +
-      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage,cluster,web] " +
+      "[--only fanout,latency,pipe,handshakes,scale,bulk,storage,cluster,rooms,web] " +
       "[--no-ncat] [--no-install] [--profile] [--render-only]",
   );
   process.exit(2);
@@ -251,6 +256,7 @@ async function main(): Promise<void> {
     bulk: null,
     storage: null,
     cluster: null,
+    rooms: null,
     web: null,
     targets: [],
     errors: [],
@@ -280,7 +286,13 @@ async function main(): Promise<void> {
       if (server === undefined || !server.running) {
         server = kind === "ncat"
           ? await startNcat({ maxConnections: reuse ? 1000 : maxConnections })
-          : await startSecurechat({ dir: newDir(label), profileDir: profile });
+          // Beside ncat, which keeps nothing, the relay keeps nothing either; what storing
+          // costs is the rooms scenario's to measure.
+          : await startSecurechat({
+            dir: newDir(label),
+            profileDir: profile,
+            serveArgs: ["--ephemeral"],
+          });
         if (reuse) shared.set(kind, server);
       }
       return await work(server);
@@ -509,6 +521,100 @@ async function main(): Promise<void> {
       }
     } catch (error) {
       failed("cluster", error);
+    }
+  }
+
+  if (wants("rooms")) {
+    starting("rooms");
+    const rooms: NonNullable<BenchResults["rooms"]> = {
+      bodyBytes: 200,
+      fanout: [],
+      catchUp: [],
+      notes: [],
+    };
+    results.rooms = rooms;
+    const stopAll = async (servers: Server[]) => {
+      for (const server of servers) await server.stop();
+    };
+    const n = (value: number) => Math.round(value).toLocaleString("en");
+    for (const durable of [false, true]) {
+      const relay = await startSecurechat({
+        dir: newDir(durable ? "rooms-durable" : "rooms-ephemeral"),
+        serveArgs: durable ? [] : ["--ephemeral"],
+      });
+      try {
+        for (const members of plan.rooms.members) {
+          const run = await runRoomFanout({
+            relays: [relay],
+            store: durable ? "sqlite" : "none",
+            members,
+            messages: plan.rooms.messages,
+          });
+          rooms.fanout.push(run);
+          log(
+            `rooms ${durable ? "durable" : "ephemeral"} 1 relay, ${members} members: ` +
+              `${n(run.deliveriesPerSecond)} deliveries/s, p50 ${run.p50} ms, p99 ${run.p99} ms`,
+          );
+        }
+        if (durable) {
+          const catchUp = await runRoomCatchUp({
+            relays: [relay],
+            store: "sqlite",
+            messages: plan.rooms.catchUp,
+          });
+          rooms.catchUp.push(catchUp);
+          log(`rooms catch-up, 1 relay: ${n(catchUp.messagesPerSecond)} messages/s`);
+        }
+      } catch (error) {
+        failed(`rooms (${durable ? "durable" : "ephemeral"})`, error);
+      } finally {
+        await relay.stop();
+      }
+    }
+    if (!HAVE_NATS) {
+      rooms.notes.push("cluster not measured: nats-server is not installed");
+    } else {
+      const nats = await startNatsServer();
+      const home = newDir("rooms-cluster-home");
+      const nodes: Server[] = [];
+      try {
+        for (let i = 0; i < 3; i++) {
+          nodes.push(
+            await startSecurechat({
+              dir: newDir(`rooms-cluster-${i}`),
+              home,
+              serveArgs: ["--cluster", nats.url],
+            }),
+          );
+        }
+        for (const count of [1, 3]) {
+          for (const members of plan.rooms.members) {
+            const run = await runRoomFanout({
+              relays: nodes.slice(0, count),
+              store: "jetstream",
+              members,
+              messages: plan.rooms.messages,
+            });
+            rooms.fanout.push(run);
+            log(
+              `rooms cluster ${count} relay(s), ${members} members: ` +
+                `${n(run.deliveriesPerSecond)} deliveries/s, p50 ${run.p50} ms, p99 ${run.p99} ms`,
+            );
+          }
+        }
+        const catchUp = await runRoomCatchUp({
+          relays: nodes,
+          store: "jetstream",
+          messages: plan.rooms.catchUp,
+        });
+        rooms.catchUp.push(catchUp);
+        log(`rooms catch-up through the cluster: ${n(catchUp.messagesPerSecond)} messages/s`);
+      } catch (error) {
+        failed("rooms (cluster)", error);
+      } finally {
+        await stopAll(nodes);
+        await nats.stop();
+      }
     }
   }
 

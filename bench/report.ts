@@ -11,6 +11,7 @@ import type { HandshakeResult, ScaleResult } from "./connections.ts";
 import type { PipeResult } from "./pipe.ts";
 import type { StorageResult } from "./storage.ts";
 import type { ClusterStoreResult } from "./cluster_store.ts";
+import type { RoomsResult } from "./rooms.ts";
 import type { MachineInfo } from "./system.ts";
 import type { TrafficResult } from "./traffic.ts";
 
@@ -56,6 +57,8 @@ export interface BenchResults {
   storage?: StorageResult | null;
   /** The relay's store on NATS JetStream (absent in runs from before it existed). */
   cluster?: ClusterStoreResult | null;
+  /** Durable against ephemeral rooms, one relay against a cluster (absent in older runs). */
+  rooms?: RoomsResult | null;
   /** The web client in Chromium (bench/web.ts), or why it was not run. */
   web?: WebResult | { skipped: string } | null;
   targets: TargetCheck[];
@@ -301,6 +304,26 @@ export function tableRows(results: BenchResults): string[][] {
       );
     }
   }
+  const ro = results.rooms;
+  const kept = { none: "ephemeral room", sqlite: "durable room (relay.db)", jetstream: "cluster" };
+  for (const run of ro?.fanout ?? []) {
+    rows.push([
+      `${kept[run.store]}, ${run.relays} relay(s), ${run.members} members`,
+      "deliveries/s; p50 / p99 ms",
+      `${thousands(run.deliveriesPerSecond)}; ${run.p50} / ${run.p99}`,
+      "",
+      "",
+    ]);
+  }
+  for (const run of ro?.catchUp ?? []) {
+    rows.push([
+      `${kept[run.store]}: catch-up of ${thousands(run.messages)}, ${run.relays} relay(s)`,
+      "stored messages/s received",
+      thousands(run.messagesPerSecond),
+      "",
+      "",
+    ]);
+  }
   if (results.web && "skipped" in results.web) {
     rows.push(["web client", "not run", results.web.skipped, "", ""]);
   } else if (results.web) {
@@ -405,6 +428,18 @@ export function markdownReport(results: BenchResults): string {
  */
 export function checkTargets(results: BenchResults): TargetCheck[] {
   const checks: TargetCheck[] = [];
+  const cluster = results.rooms?.fanout.filter((run) => run.store === "jetstream") ?? [];
+  const biggest = Math.max(0, ...cluster.map((run) => run.members));
+  const one = cluster.find((run) => run.relays === 1 && run.members === biggest);
+  const three = cluster.find((run) => run.relays === 3 && run.members === biggest);
+  if (one && three) {
+    checks.push({
+      name: `cluster fan-out, 3 relays vs 1 on one JetStream, ${biggest} members`,
+      target: "≥ 0.5×",
+      measured: ratio(three.deliveriesPerSecond, one.deliveriesPerSecond),
+      met: three.deliveriesPerSecond >= 0.5 * one.deliveriesPerSecond,
+    });
+  }
   const fifty = results.fanout.find((entry) => entry.senders === 1 && entry.members === 50);
   const ours = fifty?.transport?.deliveriesPerSecond;
   const theirs = fifty?.ncat?.deliveriesPerSecond;

@@ -59,6 +59,10 @@ export interface StartSecurechatOptions {
   dir: string;
   /** Write a V8 CPU profile (and its Markdown summary) into this directory on exit. */
   profileDir?: string;
+  /** More `serve` flags (`--ephemeral`, `--cluster URL`). */
+  serveArgs?: string[];
+  /** `$SECURECHAT_HOME` (the relay's identity); default `<dir>/home`. Relays of one cluster share it. */
+  home?: string;
 }
 
 /**
@@ -78,8 +82,9 @@ export async function startSecurechat(options: StartSecurechatOptions): Promise<
     ? [`--cpu-prof-dir=${options.profileDir}`, "--cpu-prof-md"]
     : [];
   const lead = profile.length > 0 ? ["run", ...profile, ...args.slice(1)] : args;
-  const child = Child.spawn(command, [...lead, "serve", "--listen", "127.0.0.1:0", ...limits], {
-    env: { SECURECHAT_HOME: join(options.dir, "home") },
+  const serve = ["serve", "--listen", "127.0.0.1:0", ...limits, ...(options.serveArgs ?? [])];
+  const child = Child.spawn(command, [...lead, ...serve], {
+    env: { SECURECHAT_HOME: options.home ?? join(options.dir, "home") },
     stderrFile: join(options.dir, "relay.log"),
   });
   const [, port] = await child.waitFor("stdout", /listening on [^\s:]+:(\d+)/, 60_000);
