@@ -18,6 +18,11 @@ import { ChatScreen } from "./chat_screen.ts";
 import { RelayKeyChangedError, startChatSession } from "./chat_session.ts";
 import { field, h, replaceChildren } from "./dom.ts";
 import type { PageDatabase } from "./idb.ts";
+import { PageStore } from "./page_store.ts";
+import type { HistoryResult } from "../lib/client/client_store.ts";
+
+/** Messages of earlier visits shown when a room opens. */
+const HISTORY_SHOWN = 50;
 import { parseRelayTarget, type RelayTarget } from "./relay_target.ts";
 import { PageTrust } from "./trust.ts";
 import { IdentityVault, MIN_PASSPHRASE_LENGTH } from "./vault.ts";
@@ -38,10 +43,14 @@ export class App {
   #vault: IdentityVault;
   #trust: PageTrust;
   #identity?: Identity;
+  #db: PageDatabase;
+  /** The client store of the unlocked identity, opened at its first join. */
+  #store?: Promise<PageStore | Error>;
 
   /** @example `new App(document.getElementById("app")!, db)` */
   constructor(root: HTMLElement, db: PageDatabase) {
     this.#root = root;
+    this.#db = db;
     this.#vault = new IdentityVault(db);
     this.#trust = new PageTrust(db);
   }
@@ -318,6 +327,10 @@ export class App {
     const identity = this.#identity!;
     let relayFingerprint: string | undefined;
     let firstContact: string | undefined;
+    this.#store ??= PageStore.open(this.#db, identity).catch((error: Error) => error);
+    const opened = await this.#store;
+    const store = opened instanceof PageStore ? opened : undefined;
+    let kept: Promise<HistoryResult | undefined> | undefined;
     const screen = new ChatScreen({
       identity,
       target: options.target,
@@ -326,6 +339,11 @@ export class App {
       nick: options.nick,
       trust: this.#trust,
       onLeave: () => this.#showJoin(),
+      onForgetHistory: store === undefined ? undefined : async () => {
+        if (relayFingerprint !== undefined) {
+          await store.forgetHistory(relayFingerprint, options.room);
+        }
+      },
     });
     let member;
     try {
@@ -333,6 +351,7 @@ export class App {
         identity,
         ...options,
         trust: this.#trust,
+        store,
         onEvent: (event) => screen.handleEvent(event),
         onStatus: (status) => {
           if (status.type === "reconnected") screen.connectionStatus("reconnected", "ok");
@@ -347,6 +366,9 @@ export class App {
         onRelayVerified: (fingerprint, first) => {
           relayFingerprint = fingerprint;
           if (first) firstContact = fingerprint;
+          // Read before this visit records anything: what earlier visits kept.
+          kept ??= store?.history(fingerprint, options.room, { limit: HISTORY_SHOWN })
+            .catch(() => undefined);
         },
         onEnd: (error) => screen.ended(error),
       });
@@ -359,6 +381,17 @@ export class App {
     }
     replaceChildren(this.#root, screen.element);
     screen.attach(member);
+    if (!(opened instanceof PageStore)) {
+      screen.notice(`nothing is kept in this browser for this visit: ${opened.message}`);
+    }
+    const history = await kept;
+    if (history !== undefined) screen.showHistory(history.rows);
+    if (history !== undefined && history.refused > 0) {
+      screen.notice(
+        `${history.refused} message(s) kept in this browser did not open (changed or damaged) ` +
+          "and are not shown",
+      );
+    }
     if (firstContact) {
       screen.notice(
         `first connection to ${options.target.address}: remembered its fingerprint ${firstContact}; ` +

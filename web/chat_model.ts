@@ -138,6 +138,23 @@ export class ChatModel {
     return full;
   }
 
+  /**
+   * Puts lines before everything in a conversation (history kept from
+   * earlier visits), never counted unread. Returns how many were added.
+   *
+   * @example
+   * ```ts
+   * model.prependLines(ROOM, [{ kind: "message", text: "hi", nick: "bob", time }]);
+   * ```
+   */
+  prependLines(key: string, lines: (Omit<ChatLine, "id" | "time"> & { time: number })[]): number {
+    const conversation = this.conversations.get(key) ?? this.conversations.get(ROOM)!;
+    const room = MAX_MESSAGES - conversation.lines.length;
+    const kept = lines.slice(Math.max(0, lines.length - room));
+    conversation.lines.unshift(...kept.map((line) => ({ ...line, id: this.#nextId++ })));
+    return kept.length;
+  }
+
   /** Shows a conversation and clears its unread count. @example `model.open(ROOM)` */
   open(key: string): Conversation {
     const conversation = this.conversations.get(key) ?? this.conversations.get(ROOM)!;

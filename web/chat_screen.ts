@@ -17,6 +17,7 @@
 
 import type { ReconnectingClient } from "../lib/client/reconnecting_client.ts";
 import type { MemberInfo, RoomEvent } from "../lib/e2e/room.ts";
+import type { HistoryRow } from "../lib/client/local_store_records.ts";
 import type { Identity } from "../lib/identity/identity.ts";
 import { type ChatLine, ChatModel, type MemberView, mentions, ROOM } from "./chat_model.ts";
 import { h, replaceChildren, shortFingerprint } from "./dom.ts";
@@ -38,6 +39,8 @@ export interface ChatScreenOptions {
   trust: PageTrust;
   /** Called when the user leaves the room. */
   onLeave: () => void;
+  /** Deletes this room's history kept in this browser; absent when nothing is kept. */
+  onForgetHistory?: () => Promise<void>;
 }
 
 /**
@@ -126,6 +129,14 @@ export class ChatScreen {
           { class: "actions" },
           membersToggle,
           notifyButton,
+          options.onForgetHistory
+            ? h("button", {
+              type: "button",
+              class: "secondary",
+              "data-testid": "forget-history",
+              onclick: () => this.#forgetHistory(),
+            }, "Forget history")
+            : null,
           h(
             "button",
             { type: "button", class: "secondary", onclick: () => this.#leave() },
@@ -153,6 +164,49 @@ export class ChatScreen {
     this.#relay.title = fingerprint;
     this.#setStatus("connected", "ok");
     this.#input.focus();
+  }
+
+  /**
+   * Shows the messages kept in this browser from earlier visits above
+   * everything else in the room, under a marker line.
+   *
+   * @example
+   * ```ts
+   * screen.showHistory((await store.history(relay, "ops", { limit: 50 })).rows);
+   * ```
+   */
+  showHistory(rows: HistoryRow[]): void {
+    const group = rows.filter((row) => row.kind === "group");
+    if (group.length === 0) return;
+    const lines = group.map((row) => ({
+      kind: row.direction === "out" ? "own" as const : "message" as const,
+      text: row.text,
+      nick: row.nick,
+      fingerprint: row.sender,
+      time: row.time,
+    }));
+    this.#model.prependLines(ROOM, [
+      {
+        kind: "notice",
+        text: `— the last ${group.length} message(s) kept in this browser —`,
+        time: group[0].time,
+      },
+      ...lines,
+      { kind: "notice", text: "— now —", time: Date.now() },
+    ]);
+    if (this.#model.active === ROOM) this.#renderConversation();
+  }
+
+  async #forgetHistory(): Promise<void> {
+    if (!confirm("Delete the messages of this room kept in this browser? This cannot be undone.")) {
+      return;
+    }
+    try {
+      await this.#options.onForgetHistory!();
+      this.#notice(ROOM, "notice", "this room's history was deleted from this browser");
+    } catch (error) {
+      this.#notice(ROOM, "warning", `could not delete the history: ${(error as Error).message}`);
+    }
   }
 
   /** Shows a notice in the room conversation. @example `screen.notice("remembered the key")` */

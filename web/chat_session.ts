@@ -16,6 +16,7 @@ import {
 } from "../lib/client/reconnecting_client.ts";
 import { AuthenticationError } from "../lib/core/errors.ts";
 import type { RoomEvent } from "../lib/e2e/room.ts";
+import type { ClientStore } from "../lib/client/client_store.ts";
 import type { Identity } from "../lib/identity/identity.ts";
 import { openWebSocketStream } from "../lib/transport/websocket_stream.ts";
 import type { RelayTarget } from "./relay_target.ts";
@@ -58,6 +59,8 @@ export interface ChatSessionOptions {
   /** A fingerprint the user typed: the relay must have it, and nothing is remembered. */
   pinned?: string;
   trust: PageTrust;
+  /** Where a durable room's keys, this identity's prekeys and the history are kept. */
+  store?: ClientStore;
   onEvent: (event: RoomEvent) => void;
   onStatus: (status: ConnectionStatus) => void;
   /** The relay's key passed the check; `firstContact` when it was just remembered. */
@@ -101,6 +104,7 @@ export function startChatSession(options: ChatSessionOptions): Promise<Reconnect
         }
         options.onRelayVerified(fingerprint, check.firstContact);
       },
+      store: options.store,
       ...handlers,
     });
   return ReconnectingClient.start({

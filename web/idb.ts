@@ -13,10 +13,13 @@
  */
 
 const DATABASE = "securechat";
-const VERSION = 1;
-/** The object stores, all plain key-value. */
-export type StoreName = "identity" | "relays" | "peers";
-const STORES: StoreName[] = ["identity", "relays", "peers"];
+/** 2 added the client store's object stores (web/page_store.ts). */
+const VERSION = 2;
+/** The key-value object stores. */
+export type StoreName = "identity" | "relays" | "peers" | "clientMeta" | "clientState";
+const STORES: StoreName[] = ["identity", "relays", "peers", "clientMeta", "clientState"];
+/** History records: auto-incremented ids, `{ room, record }` values, indexed by room. */
+const HISTORY = "clientHistory";
 
 function settle<T>(request: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -56,6 +59,10 @@ export class PageDatabase {
       for (const name of STORES) {
         if (!request.result.objectStoreNames.contains(name)) request.result.createObjectStore(name);
       }
+      if (!request.result.objectStoreNames.contains(HISTORY)) {
+        request.result.createObjectStore(HISTORY, { autoIncrement: true })
+          .createIndex("room", "room");
+      }
     };
     try {
       return new PageDatabase(await settle(request));
@@ -93,5 +100,72 @@ export class PageDatabase {
       settle(objects.getAll()),
     ]);
     return keys.map((key, index) => [String(key), values[index] as T]);
+  }
+
+  /**
+   * Adds a history record of `room` (a hex tag); `seal` makes its bytes from
+   * the id it is given, in the same transaction.
+   *
+   * @example
+   * ```ts
+   * const id = await db.addHistory(tag, (id) => keys.seal(historyPlace(tagBytes, id), bytes));
+   * ```
+   */
+  addHistory(room: string, seal: (id: number) => Uint8Array): Promise<number> {
+    const transaction = this.#db.transaction(HISTORY, "readwrite");
+    const store = transaction.objectStore(HISTORY);
+    return new Promise((resolve, reject) => {
+      const added = store.add({ room, record: new Uint8Array(0) });
+      added.onsuccess = () => {
+        const id = added.result as number;
+        store.put({ room, record: seal(id) }, id);
+        transaction.oncomplete = () => resolve(id);
+      };
+      transaction.onerror = () => reject(transaction.error ?? new Error("IndexedDB write failed"));
+      transaction.onabort = () => reject(transaction.error ?? new Error("IndexedDB write aborted"));
+    });
+  }
+
+  /**
+   * Visits the history records of `room`, newest first, while `visit`
+   * returns true.
+   *
+   * @example
+   * ```ts
+   * await db.scanHistory(tag, (id, record) => rows.push({ id, record }) < 50);
+   * ```
+   */
+  scanHistory(room: string, visit: (id: number, record: Uint8Array) => boolean): Promise<void> {
+    const transaction = this.#db.transaction(HISTORY, "readonly");
+    const index = transaction.objectStore(HISTORY).index("room");
+    return new Promise((resolve, reject) => {
+      const cursor = index.openCursor(IDBKeyRange.only(room), "prev");
+      cursor.onsuccess = () => {
+        const at = cursor.result;
+        if (at === null) return resolve();
+        const value = at.value as { record?: unknown };
+        const record = value.record instanceof Uint8Array ? value.record : new Uint8Array(0);
+        if (visit(at.primaryKey as number, record)) at.continue();
+        else resolve();
+      };
+      cursor.onerror = () => reject(cursor.error ?? new Error("IndexedDB read failed"));
+    });
+  }
+
+  /** Deletes every history record of `room`. @example `await db.deleteHistory(tag)` */
+  deleteHistory(room: string): Promise<void> {
+    const transaction = this.#db.transaction(HISTORY, "readwrite");
+    const index = transaction.objectStore(HISTORY).index("room");
+    return new Promise((resolve, reject) => {
+      const cursor = index.openCursor(IDBKeyRange.only(room));
+      cursor.onsuccess = () => {
+        const at = cursor.result;
+        if (at === null) return;
+        at.delete();
+        at.continue();
+      };
+      transaction.oncomplete = () => resolve();
+      transaction.onerror = () => reject(transaction.error ?? new Error("IndexedDB delete failed"));
+    });
   }
 }

@@ -30,7 +30,7 @@ import {
 import { type MemberInfo, type RoomEvent, RoomSession } from "../e2e/room.ts";
 import { MAX_TEXT_BYTES } from "../e2e/content.ts";
 import { utf8 } from "../core/bytes.ts";
-import type { LocalStore } from "./local_store.ts";
+import type { ClientStore } from "./client_store.ts";
 import { RoomKeeper } from "./room_keeper.ts";
 import { type Delivery, Publisher } from "./publisher.ts";
 
@@ -119,7 +119,7 @@ export interface ChatClientOptions extends RelayAddress {
    * are kept (encrypted). Without one, a durable room still works for this
    * connection, but nothing read or sent survives it.
    */
-  store?: LocalStore;
+  store?: ClientStore;
   /** Keep received and sent messages in `store` (default true). */
   history?: boolean;
 }

@@ -31,21 +31,42 @@
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { utf8 } from "../core/bytes.ts";
 import { CommitQueue } from "../core/commit_queue.ts";
 import { describeSqliteError, openSqliteFile, SqliteFileError } from "../core/sqlite_file.ts";
-import { randomBytes } from "@noble/ciphers/utils.js";
-import { LocalStoreKeys, SALT_BYTES, type ValuePlace } from "./local_store_keys.ts";
+import type { LocalStoreKeys } from "./local_store_keys.ts";
 import {
-  checkName,
-  decodeRecord,
   encodeRecord,
   type HistoryEntry,
   type HistoryRow,
   LocalStoreInputError,
 } from "./local_store_records.ts";
+import {
+  type ClientStore,
+  historyPlace,
+  type HistoryQuery,
+  historyQuery,
+  type HistoryResult,
+  LocalStoreError,
+  MAX_STATE_BYTES,
+  openHistory,
+  roomTag,
+  stateDoesNotOpen,
+  type StateKey,
+  statePlace,
+  stateTag,
+  unlockStore,
+} from "./client_store.ts";
 
 export { type HistoryEntry, type HistoryRow, LocalStoreInputError };
+export {
+  type ClientStore,
+  type HistoryQuery,
+  type HistoryResult,
+  LocalStoreError,
+  MAX_HISTORY_LIMIT,
+  MAX_STATE_BYTES,
+  type StateKey,
+} from "./client_store.ts";
 
 /** The store's file name in `$SECURECHAT_HOME`. */
 export const LOCAL_STORE_FILE = "client.db";
@@ -53,12 +74,6 @@ export const LOCAL_STORE_FILE = "client.db";
 /** `PRAGMA application_id`: "SCCS", securechat client store. */
 const APPLICATION_ID = 0x53434353;
 const SCHEMA_VERSION = 1;
-
-/** Largest state value. */
-export const MAX_STATE_BYTES = 16 * 1024 * 1024;
-
-/** Rows a history query returns at most. */
-export const MAX_HISTORY_LIMIT = 100_000;
 
 const SCHEMA = `
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
@@ -73,36 +88,6 @@ PRAGMA application_id = ${APPLICATION_ID};
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
-/** Where the key check sits. */
-const CHECK: ValuePlace = { table: "meta", row: utf8("check"), column: "value" };
-
-/**
- * The local store could not be opened, read or written, or belongs to
- * another identity. One line naming the file, with what to do.
- *
- * @example
- * ```ts
- * throw new LocalStoreError("client store /h/client.db belongs to another identity; ...");
- * ```
- */
-export class LocalStoreError extends Error {
-  /** @example `new LocalStoreError("client store /h/client.db: disk full")` */
-  constructor(message: string) {
-    super(message);
-    this.name = "LocalStoreError";
-  }
-}
-
-/** Which state blob: per relay, room and nick, several named blobs. */
-export interface StateKey {
-  /** Fingerprint of the relay. */
-  relay: string;
-  room: string;
-  nick: string;
-  /** What it is, chosen by the room layer: `sender-keys`, `prekeys`, `position`. */
-  name: string;
-}
-
 /** Options of {@linkcode openLocalStore}. */
 export interface LocalStoreOptions {
   /** The file, usually `$SECURECHAT_HOME/client.db`. */
@@ -111,22 +96,6 @@ export interface LocalStoreOptions {
   identity: { secretKey: Uint8Array };
   /** Clock in ms (default `Date.now`). */
   now?: () => number;
-}
-
-/** A history query. */
-export interface HistoryQuery {
-  /** Only rows recorded at or after this time (ms). */
-  since?: number;
-  /** At most this many rows, the latest ones (default 1,000). */
-  limit?: number;
-}
-
-/** What a history query found. */
-export interface HistoryResult {
-  /** Oldest first. */
-  rows: HistoryRow[];
-  /** Rows that did not open or decode (changed or damaged): skipped, never shown. */
-  refused: number;
 }
 
 /**
@@ -170,31 +139,19 @@ export function openLocalStore(options: LocalStoreOptions): Promise<LocalStore> 
 /** Reads (or, in a new file, writes) the salt and the key check; derives the keys. */
 function unlock(db: DatabaseSync, label: string, secretKey: Uint8Array): LocalStoreKeys {
   const read = db.prepare("SELECT value FROM meta WHERE name = ?");
+  const value = (name: string) => (read.get(name) as { value: Uint8Array } | undefined)?.value;
   db.exec("BEGIN IMMEDIATE");
   try {
-    let salt = (read.get("salt") as { value: Uint8Array } | undefined)?.value;
-    let check = (read.get("check") as { value: Uint8Array } | undefined)?.value;
-    let keys: LocalStoreKeys;
-    if (salt === undefined && check === undefined) {
-      salt = randomBytes(SALT_BYTES);
-      keys = LocalStoreKeys.derive(secretKey, salt);
-      check = keys.seal(CHECK, new Uint8Array(0));
+    const { keys, created } = unlockStore({
+      label,
+      secretKey,
+      salt: value("salt"),
+      check: value("check"),
+    });
+    if (created) {
       const write = db.prepare("INSERT INTO meta (name, value) VALUES (?, ?)");
-      write.run("salt", salt);
-      write.run("check", check);
-    } else if (salt === undefined || check === undefined || salt.length !== SALT_BYTES) {
-      throw new LocalStoreError(
-        `${label} has lost its key check; it was left as it is: move it away to start an empty one`,
-      );
-    } else {
-      keys = LocalStoreKeys.derive(secretKey, salt);
-    }
-    if (keys.open(CHECK, check) === undefined) {
-      keys.destroy();
-      throw new LocalStoreError(
-        `${label} belongs to another identity (or its key check was changed); it was left as ` +
-          "it is: use the identity it was made with, or move it away",
-      );
+      write.run("salt", created.salt);
+      write.run("check", created.check);
     }
     db.exec("COMMIT");
     return keys;
@@ -226,7 +183,7 @@ interface LocalStoreParts {
  * await store.putState({ relay, room: "ops", nick: "alice", name: "position" }, bytes);
  * ```
  */
-export class LocalStore {
+export class LocalStore implements ClientStore {
   /** The file. */
   readonly path: string;
   #db: DatabaseSync;
@@ -305,12 +262,7 @@ export class LocalStore {
       const row = this.#getState.get(tag) as { value: Uint8Array } | undefined;
       if (row === undefined) return undefined;
       const value = this.#keys.open(statePlace(tag), row.value);
-      if (value === undefined) {
-        throw new LocalStoreError(
-          `${this.#label}: the state "${key.name}" of room ${key.room} does not open (changed or ` +
-            "damaged); it was left as it is: delete it to start that room's state afresh",
-        );
-      }
+      if (value === undefined) throw stateDoesNotOpen(this.#label, key);
       return value;
     });
   }
@@ -356,16 +308,7 @@ export class LocalStore {
   history(relay: string, room: string, query: HistoryQuery = {}): Promise<HistoryResult> {
     return this.#queue.run(() => {
       const roomTag = this.#roomTag(relay, room);
-      const limit = query.limit ?? 1_000;
-      if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
-        throw new LocalStoreInputError(
-          `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}`,
-        );
-      }
-      const since = query.since ?? 0;
-      if (!Number.isSafeInteger(since)) {
-        throw new LocalStoreInputError("since must be a time in ms");
-      }
+      const { limit, since } = historyQuery(query);
       const rows: HistoryRow[] = [];
       let refused = 0;
       let before = Number.MAX_SAFE_INTEGER;
@@ -399,38 +342,15 @@ export class LocalStore {
     return this.#closed;
   }
 
-  #decode(roomTag: Uint8Array, raw: { id: number; record: Uint8Array }): HistoryRow | undefined {
-    const plaintext = this.#keys.open(historyPlace(roomTag, raw.id), raw.record);
-    if (plaintext === undefined) return undefined;
-    try {
-      return { id: raw.id, ...decodeRecord(plaintext) };
-    } catch {
-      return undefined;
-    }
+  #decode(tag: Uint8Array, raw: { id: number; record: Uint8Array }): HistoryRow | undefined {
+    return openHistory(this.#keys, tag, raw);
   }
 
   #stateTag(key: StateKey): Uint8Array {
-    return this.#keys.tag("state", [
-      checkName(key.relay, "relay"),
-      checkName(key.room, "room"),
-      checkName(key.nick, "nick"),
-      checkName(key.name, "state name"),
-    ]);
+    return stateTag(this.#keys, key);
   }
 
   #roomTag(relay: string, room: string): Uint8Array {
-    return this.#keys.tag("room", [checkName(relay, "relay"), checkName(room, "room")]);
+    return roomTag(this.#keys, relay, room);
   }
-}
-
-function statePlace(tag: Uint8Array): ValuePlace {
-  return { table: "state", row: tag, column: "value" };
-}
-
-function historyPlace(roomTag: Uint8Array, id: number): ValuePlace {
-  // The row is its room's tag and its id: a record moved to another room or row does not open.
-  const row = new Uint8Array(roomTag.length + 8);
-  row.set(roomTag);
-  new DataView(row.buffer).setBigUint64(roomTag.length, BigInt(id));
-  return { table: "history", row, column: "record" };
 }

@@ -26,7 +26,7 @@ import { ByteReader, ByteWriter, fromHex, toHex } from "../core/bytes.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { PrekeySecretStore } from "../e2e/prekey_envelope.ts";
 import { generateOneTimePrekeys, generatePrekey, prekeyMaintenance } from "../e2e/prekeys.ts";
-import type { LocalStore, StateKey } from "./local_store.ts";
+import type { ClientStore, StateKey } from "./client_store.ts";
 
 const VERSION = 1;
 /** Not a room or nick anyone can have (the name profile refuses controls). */
@@ -43,7 +43,7 @@ interface SignedSecret {
 /** Options for {@linkcode PrekeyKeeper.load}. */
 export interface PrekeyKeeperOptions {
   /** The local store, or undefined to keep prekeys in memory only (they die with the process). */
-  store?: LocalStore;
+  store?: ClientStore;
   /** The relay's fingerprint: prekeys are per relay. */
   relay: string;
   identity: Identity;

@@ -18,7 +18,8 @@ import type { Identity } from "../identity/identity.ts";
 import type { RoomEvent } from "../e2e/room.ts";
 import type { RoomSession } from "../e2e/room.ts";
 import { decodeRoomState, encodeRoomState, type RoomState } from "../e2e/room_state.ts";
-import type { HistoryEntry, LocalStore, StateKey } from "./local_store.ts";
+import type { ClientStore, StateKey } from "./client_store.ts";
+import type { HistoryEntry } from "./local_store_records.ts";
 import { PrekeyKeeper } from "./prekey_keeper.ts";
 
 /** History waits at most this long for a state write to carry it. */
@@ -27,7 +28,7 @@ const HISTORY_DELAY_MS = 100;
 /** Options for {@linkcode RoomKeeper.open}. */
 export interface RoomKeeperOptions {
   /** The local store; without one, nothing outlives the process. */
-  store?: LocalStore;
+  store?: ClientStore;
   /** Keep the messages too (default true when there is a store). */
   history?: boolean;
   /** The relay's fingerprint. */
