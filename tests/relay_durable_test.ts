@@ -282,8 +282,9 @@ Deno.test("durable: two relays sharing one store and a feed are one room to thei
   try {
     const alice = await person("alice", a.relay);
     const bob = await person("bob", b.relay);
-    await waitFor(() => alice.first.client.roster().some((m) => m.nick === "bob" && m.online), {
-      what: "alice seeing bob online at the other relay",
+    // Online at the other relay, then present: the pairwise handshake went through the feed.
+    await waitFor(() => alice.first.client.members().some((m) => m.nick === "bob"), {
+      what: "alice and bob, on two relays, present to each other",
     });
     const [live] = await alice.first.client.send(["across relays"]);
     assert.equal(live.online, 1);
