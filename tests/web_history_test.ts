@@ -25,9 +25,9 @@ import {
   expectMessage,
   joinFromPage,
   launchBrowser,
-  PASSPHRASE,
   startWebServer,
   typeLine,
+  unlockAndJoin,
 } from "./support/browser.ts";
 
 const SHOTS = process.env.SECURECHAT_SCREENSHOTS
@@ -70,14 +70,6 @@ async function indexedDbBytes(page: Page): Promise<Uint8Array> {
     return out;
   });
   return Uint8Array.from(numbers);
-}
-
-async function unlockAndJoin(page: Page, url: string, relay: string): Promise<void> {
-  await page.goto(url);
-  await page.getByTestId("passphrase").fill(PASSPHRASE);
-  await page.getByTestId("unlock").click();
-  await page.getByTestId("own-fingerprint").waitFor({ timeout: 60_000 });
-  await joinFromPage(page, { relay, room: "garden", nick: "alice" });
 }
 
 browserTest(
@@ -125,7 +117,8 @@ browserTest(
       bob.write("while you were away\n");
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const again = await browser.newPage();
-      await unlockAndJoin(again, web.url, address);
+      await unlockAndJoin(again, web.url, { relay: address, room: "garden", nick: "alice" });
+      await again.getByTestId("chat").waitFor({ timeout: 20_000 });
       await expectMessage(again, {
         text: "while you were away",
         nick: "bob",
@@ -152,7 +145,8 @@ browserTest(
       await lines.filter({ hasText: "deleted from this browser" }).first().waitFor();
       await again.close();
       const third = await browser.newPage();
-      await unlockAndJoin(third, web.url, address);
+      await unlockAndJoin(third, web.url, { relay: address, room: "garden", nick: "alice" });
+      await third.getByTestId("chat").waitFor({ timeout: 20_000 });
       await third.waitForTimeout(1_500);
       const later = third.locator("[data-testid=lines] li");
       assert.equal(await later.filter({ hasText: "kept in this browser" }).count(), 0);

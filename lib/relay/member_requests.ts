@@ -105,6 +105,29 @@ export class MemberRequests {
     }
   }
 
+  /**
+   * Runs `then` with an append's result in the room's delivery order (the
+   * append itself was handed to the store at once, to be batched); a store
+   * failure ends that member's connection with error 11 instead.
+   */
+  #afterAppend<T>(
+    member: Present,
+    appended: Promise<T>,
+    then: (result: T) => Promise<void>,
+  ): void {
+    appended.catch(() => {}); // Reported in order below.
+    void inOrder(this.#ctx.log, member.room, async () => {
+      let result: T;
+      try {
+        result = await appended;
+      } catch (error) {
+        this.#storeFailed(member, error);
+        return;
+      }
+      await then(result);
+    });
+  }
+
   /** Stores a group message; delivers it in order and acks once it is durable. */
   #publish(member: Present, id: number, message: Uint8Array): void {
     const { room } = member;
@@ -112,15 +135,7 @@ export class MemberRequests {
       from: member.memberId,
       body: message,
     });
-    appended.catch(() => {}); // Reported in order below.
-    void inOrder(this.#ctx.log, room, async () => {
-      let result;
-      try {
-        result = await appended;
-      } catch (error) {
-        this.#storeFailed(member, error);
-        return;
-      }
+    this.#afterAppend(member, appended, async (result) => {
       if (result.status === "refused") {
         this.#ctx.log(
           `room ${room.name}: message from ${member.memberId} refused: ${result.reason}`,
@@ -158,15 +173,7 @@ export class MemberRequests {
       to,
       body: envelope,
     });
-    appended.catch(() => {});
-    void inOrder(this.#ctx.log, room, async () => {
-      let result;
-      try {
-        result = await appended;
-      } catch (error) {
-        this.#storeFailed(member, error);
-        return;
-      }
+    this.#afterAppend(member, appended, async (result) => {
       if (result.status === "refused") {
         this.#ctx.log(`room ${room.name}: envelope to ${to} refused: ${result.reason}`);
         member.link.send({ type: "ack", id, seq: 0, online: 0, stored: 0, refused: 1 });

@@ -18,9 +18,9 @@ import {
   createIdentity,
   joinFromPage,
   launchBrowser,
-  PASSPHRASE,
   startWebServer,
   typeLine,
+  unlockAndJoin,
 } from "../support/browser.ts";
 import { Attack } from "./support/scoreboard.ts";
 
@@ -62,17 +62,6 @@ async function tamper(page: Page, store: string, how: "flip" | "swap"): Promise<
   }, { store, how });
 }
 
-async function unlockAndJoin(page: Page, url: string, relay: string): Promise<void> {
-  await page.goto(url);
-  await page.getByTestId("passphrase").fill(PASSPHRASE);
-  await page.getByTestId("unlock").click();
-  await page.getByTestId("own-fingerprint").waitFor({ timeout: 60_000 });
-  await page.getByTestId("relay").fill(relay);
-  await page.getByTestId("room").fill("garden");
-  await page.getByTestId("nick").fill("alice");
-  await page.getByTestId("join").click();
-}
-
 browserTest("web store: tampered IndexedDB records are refused, with a clear message", async () => {
   const history = new Attack("browser storage: flip or move a history record");
   const state = new Attack("browser storage: flip a byte of a room's kept state");
@@ -106,7 +95,7 @@ browserTest("web store: tampered IndexedDB records are refused, with a clear mes
     history.attempt(2);
     const swapped = await tamper(again, "clientHistory", "swap");
     assert.ok(swapped >= 2, "there was history to tamper with");
-    await unlockAndJoin(again, web.url, address);
+    await unlockAndJoin(again, web.url, { relay: address, room: "garden", nick: "alice" });
     await again.getByTestId("chat").waitFor({ timeout: 20_000 });
     await again.waitForTimeout(1_000);
     const shown = await again.locator("[data-testid=lines] li[data-kind=own]").allTextContents();
@@ -119,7 +108,7 @@ browserTest("web store: tampered IndexedDB records are refused, with a clear mes
     const third = await browser.newPage();
     await third.goto(web.url);
     await tamper(third, "clientHistory", "flip");
-    await unlockAndJoin(third, web.url, address);
+    await unlockAndJoin(third, web.url, { relay: address, room: "garden", nick: "alice" });
     await third.getByTestId("chat").waitFor({ timeout: 20_000 });
     await third.waitForTimeout(1_000);
     const after = await third.locator("[data-testid=lines] li[data-kind=own]").count();
@@ -132,7 +121,7 @@ browserTest("web store: tampered IndexedDB records are refused, with a clear mes
     await fourth.goto(web.url);
     state.attempt();
     assert.ok(await tamper(fourth, "clientState", "flip") >= 1, "there was state to tamper with");
-    await unlockAndJoin(fourth, web.url, address);
+    await unlockAndJoin(fourth, web.url, { relay: address, room: "garden", nick: "alice" });
     const error = fourth.getByTestId("error");
     await error.waitFor({ state: "visible", timeout: 20_000 });
     const text = (await error.textContent()) ?? "";

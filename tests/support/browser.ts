@@ -212,3 +212,28 @@ export async function expectMessage(
   );
   await line.first().waitFor({ timeout: 15_000 });
 }
+
+/**
+ * Opens the page again, unlocks the identity it keeps, and joins a room
+ * (without waiting for the chat screen: a refusal shows on the join form).
+ *
+ * @example
+ * ```ts
+ * await unlockAndJoin(page, web.url, { relay: address, room: "garden", nick: "alice" });
+ * ```
+ */
+export async function unlockAndJoin(
+  page: Page,
+  url: string,
+  options: { relay: string; room: string; nick: string },
+): Promise<void> {
+  await page.goto(url);
+  await page.getByTestId("passphrase").fill(PASSPHRASE);
+  await page.getByTestId("unlock").click();
+  await page.getByTestId("own-fingerprint").waitFor({ timeout: 60_000 });
+  await page.getByTestId("relay").fill(options.relay);
+  await page.getByTestId("relay-fingerprint").fill("");
+  await page.getByTestId("room").fill(options.room);
+  await page.getByTestId("nick").fill(options.nick);
+  await page.getByTestId("join").click();
+}
