@@ -196,7 +196,9 @@ async function runJoin(addresses: ServerAddress[], options: JoinOptions): Promis
     output.notice(
       "welcome",
       `${verb} room "${client.room}" as ${client.nick} (${identity.fingerprint}); ` +
-        `${client.members().length} other member(s)`,
+        (client.durable
+          ? `${client.roster().length} other member(s), ${client.members().length} online`
+          : `${client.members().length} other member(s)`),
       { room: client.room, nick: client.nick, fingerprint: identity.fingerprint },
     );
   // The same words in line mode and on the chat screen.
