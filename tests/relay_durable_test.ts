@@ -310,3 +310,43 @@ Deno.test("durable: two relays sharing one store and a feed are one room to thei
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("durable: a relay that cannot listen leaves nothing running, so its process can end", async () => {
+  const world = new World();
+  await world.start();
+  try {
+    // In a process of its own: listen on the port already taken, close the store, and return.
+    // Nothing may keep that process alive afterwards (a prune timer once did, under Node).
+    const script = `
+      import { Relay } from ${
+      JSON.stringify(new URL("../lib/relay/relay.ts", import.meta.url).href)
+    };
+      import { openMemoryRelayStore } from ${
+      JSON.stringify(new URL("../lib/relay/store/sqlite_store.ts", import.meta.url).href)
+    };
+      import { generateIdentity } from ${
+      JSON.stringify(new URL("../lib/identity/identity.ts", import.meta.url).href)
+    };
+      const store = await openMemoryRelayStore();
+      try {
+        await Relay.listen({ identity: generateIdentity(), port: ${world.relay.address.port}, store });
+      } catch (error) {
+        console.log(error.message);
+      }
+      await store.close();
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    });
+    const started = Date.now();
+    const { stdout, code } = await child.output();
+    assert.equal(code, 0);
+    assert.match(new TextDecoder().decode(stdout), /address already in use/);
+    assert.ok(Date.now() - started < 15_000, "the process ended by itself");
+  } finally {
+    await world.close();
+  }
+});

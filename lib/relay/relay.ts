@@ -283,6 +283,8 @@ export class Relay {
     server.on("connection", (socket) => relay.#accept(socket));
     return new Promise((resolve, reject) => {
       server.once("error", (error) => {
+        // Nothing of a relay that never listened may keep the process alive (the prune timer).
+        relay.#durable?.close();
         reject(new NetworkError(`cannot listen on ${host}:${port}: ${socketErrorText(error)}`));
       });
       // A deep accept queue: a burst of connections waits for #accept, which
