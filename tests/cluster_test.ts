@@ -297,8 +297,8 @@ natsTest(
         throw new Error("could not join again after NATS came back");
       };
       const again = await rejoin(alice);
-      // Bob's connection may have been ended with error 11 too (his acknowledgements could not
-      // be kept); if so he comes back, and the relay's store resumes him where he was.
+      // Bob's connection may have been ended with error 11 too (a write for him failed while
+      // NATS was gone); if so he comes back, and the relay's store resumes him where he was.
       const bobNow = b.closed ? await rejoin(bob) : b;
       const [receipt] = await again.client.send(["after"]);
       assert.equal(receipt.refused, 0, JSON.stringify(receipt));
