@@ -2,7 +2,8 @@
  * Relays in a cluster on a real `nats-server -js`: several relays sharing
  * the JetStream store and the NATS room feed are one room to their members
  * (live chat across relays in one order, offline delivery across relays,
- * a relay killed with kill -9 and its member failing over to another), and
+ * a relay killed with kill -9 and its member failing over to another, a relay
+ * whose NATS is gone refusing new messages with error 11), and
  * `serve --cluster` refuses a NATS it cannot use with one line.
  */
 
@@ -19,7 +20,7 @@ import type { RelayStore } from "../lib/relay/store/relay_store.ts";
 import { decodeFeedEvent, encodeFeedEvent, NatsRoomFeed } from "../lib/relay/nats_room_feed.ts";
 import type { FeedEvent } from "../lib/relay/room_feed.ts";
 import type { Relay } from "../lib/relay/relay.ts";
-import { joinRoom, startRelay, type TestClient, waitFor } from "./support/in_process.ts";
+import { joinRoom, rejection, startRelay, type TestClient, waitFor } from "./support/in_process.ts";
 import { CliProcess, runCli, startRelay as startServe, TempDirs } from "./support/cli_process.ts";
 import {
   freePort,
@@ -240,6 +241,80 @@ natsTest(
       assert.match(bad.stderr, /^securechat: --cluster: /m);
     } finally {
       dirs.cleanup();
+    }
+  },
+);
+
+natsTest(
+  "cluster: a relay whose NATS is gone refuses a new message with error 11, and serves again when NATS is back",
+  async () => {
+    const server = await startNatsServer();
+    const dir = mkdtempSync(join(tmpdir(), "securechat-cluster-"));
+    const identity = generateIdentity();
+    const clients: TestClient[] = [];
+    const stores: LocalStore[] = [];
+    let node: Node | undefined;
+    try {
+      const connection = await connectNats({ servers: [server.url] });
+      const store = await openNatsRelayStore({ connection, timeoutMs: 2_000 });
+      const feed = NatsRoomFeed.open({ connection, origin: "a" });
+      const { relay } = await startRelay({ identity, store, feed });
+      node = { relay, connection, store, feed };
+      const member = async (nick: string) => {
+        const id = generateIdentity();
+        const local = await openLocalStore({ path: join(dir, `${nick}.db`), identity: id });
+        stores.push(local);
+        return async () => {
+          const client = await joinRoom({ relay, room: ROOM, nick, identity: id, store: local });
+          clients.push(client);
+          return client;
+        };
+      };
+      const alice = await member("alice");
+      const bob = await member("bob");
+      const a = await alice();
+      const b = await bob();
+      await a.client.send(["before"]);
+      await waitFor(() => b.texts().includes("before"), { what: "bob's first", timeoutMs: 10_000 });
+
+      await server.kill();
+      const error = await rejection(a.client.send(["while NATS is down"]));
+      assert.match(error.message, /store failed; nothing of that request was kept/, error.message);
+      await waitFor(() => a.closed !== undefined, { what: "alice told", timeoutMs: 10_000 });
+      assert.ok(!b.texts().includes("while NATS is down"), "a message nothing kept was delivered");
+
+      await server.start();
+      // Until the relay's connection is back and JetStream has a leader, joins are refused
+      // with error 11 too (bounded: 30 tries, 0.5 s apart); then each member comes back.
+      const rejoin = async (join: () => Promise<TestClient>) => {
+        for (let attempt = 0; attempt < 30; attempt++) {
+          const client = await join().catch((error: Error) => {
+            assert.match(error.message, /store failed/, error.message);
+            return new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 500));
+          });
+          if (client) return client;
+        }
+        throw new Error("could not join again after NATS came back");
+      };
+      const again = await rejoin(alice);
+      // Bob's connection may have been ended with error 11 too (a write for him failed while
+      // NATS was gone); if so he comes back, and the relay's store resumes him where he was.
+      const bobNow = b.closed ? await rejoin(bob) : b;
+      const [receipt] = await again.client.send(["after"]);
+      assert.equal(receipt.refused, 0, JSON.stringify(receipt));
+      await waitFor(() => bobNow.texts().includes("after"), {
+        what: "bob's after",
+        timeoutMs: 15_000,
+      });
+      const seen = [...b.texts(), ...(bobNow === b ? [] : bobNow.texts())];
+      assert.ok(!seen.includes("while NATS is down"), "a refused message was delivered");
+      assert.equal(seen.filter((t) => t === "before").length, 1, seen.join(","));
+    } finally {
+      for (const client of clients) if (!client.closed) await client.client.close();
+      if (node) await stopNode(node);
+      for (const local of stores) await local.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 );
