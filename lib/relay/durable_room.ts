@@ -180,10 +180,3 @@ export async function currentMember(
   const member = await store.getMember(room, memberId);
   return member === undefined || member.removedAt !== undefined ? undefined : member;
 }
-
-/** Whether two byte arrays are equal (public keys: no secret, no need for constant time). */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

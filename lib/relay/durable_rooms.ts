@@ -27,12 +27,12 @@ import type { MemberLink } from "./member_link.ts";
 import { type RelayStore, StoreInputError } from "./store/relay_store.ts";
 import { sendStored } from "./catch_up.ts";
 import { PrekeyDesk } from "./prekey_desk.ts";
+import { constantTimeEqual } from "../core/bytes.ts";
 import type { FeedEvent, FeedOfflineReason, RoomFeed } from "./room_feed.ts";
 import { type DistributiveOmit, MemberRequests } from "./member_requests.ts";
 import {
   currentMember,
   deliverStored,
-  equalBytes,
   inOrder,
   type Present,
   type Room,
@@ -274,7 +274,7 @@ export class DurableRooms {
   *#connectionsOf(identityKey: Uint8Array): Iterable<Present> {
     for (const room of this.#rooms.values()) {
       for (const member of room.present.values()) {
-        if (equalBytes(member.link.identityKey, identityKey)) yield member;
+        if (constantTimeEqual(member.link.identityKey, identityKey)) yield member;
       }
     }
   }

@@ -344,8 +344,9 @@ function parse(bytes: Uint8Array): Record<string, unknown> | undefined {
 }
 
 function isName(value: unknown): value is string {
-  return typeof value === "string" && value.isWellFormed() &&
-    encoder.encode(value).length >= 1 && encoder.encode(value).length <= 255;
+  if (typeof value !== "string" || !value.isWellFormed()) return false;
+  const length = encoder.encode(value).length;
+  return length >= 1 && length <= 255;
 }
 
 function isOrigin(value: unknown): value is string {

@@ -12,6 +12,7 @@
 
 import { PrekeyError, verifyPrekey } from "../e2e/prekeys.ts";
 import { TokenBucket } from "../core/rate_limit.ts";
+import { toHex } from "../core/bytes.ts";
 import type { Prekey, RelayStore } from "./store/relay_store.ts";
 
 /** One-time prekeys of one target a requester may take at once. */
@@ -105,7 +106,7 @@ export class PrekeyDesk {
    * this target lasts. Empty fields when the target published nothing.
    */
   async take(options: { requester: string; target: Uint8Array }): Promise<Handout> {
-    const key = hex(options.target);
+    const key = toHex(options.target);
     const pair = `${options.requester} ${key}`;
     let budget = this.#budgets.get(pair);
     if (budget === undefined) {
@@ -132,15 +133,11 @@ export class PrekeyDesk {
   }
 
   #remember(identityKey: Uint8Array, signed: Uint8Array): void {
-    const key = hex(identityKey);
+    const key = toHex(identityKey);
     this.#signed.delete(key);
     if (this.#signed.size >= MAX_SIGNED_CACHE) this.#signed.delete(first(this.#signed.keys())!);
     this.#signed.set(key, signed);
   }
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 function first<T>(items: Iterable<T>): T | undefined {
